@@ -1,0 +1,46 @@
+//! `plexus`: run the reference shop, call services, measure.
+
+mod bench;
+mod call;
+mod demo;
+
+use clap::{Parser, Subcommand};
+
+/// plexus: communication and integration between services.
+#[derive(Debug, Parser)]
+#[command(name = "plexus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the reference shop on loopback, drive a workload through every
+    /// pattern, and print a report; exits 0 only when every invariant holds.
+    Demo(demo::Args),
+    /// Call a gRPC method, described by the server's reflection, with JSON.
+    Call(call::Args),
+    /// Measure plexus against the raw baseline in the same run.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PLEXUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await,
+            Command::Call(args) => call::run(args).await,
+            Command::Bench(command) => bench::run(command).await,
+        }
+    })
+}

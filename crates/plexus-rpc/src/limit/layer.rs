@@ -1,0 +1,152 @@
+//! [`MessageSizeLayer`] and its service, [`MessageSize`].
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures::future::MapOk;
+use futures::TryFutureExt;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tonic::Status;
+use tonic::body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::frame::FrameScanner;
+
+/// Limits the size of each request and response message. See the [module docs](super).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageSizeLayer {
+    max_decoding: usize,
+    max_encoding: usize,
+}
+
+impl MessageSizeLayer {
+    /// Limits request messages to `max_decoding` bytes and response messages
+    /// to `max_encoding` bytes.
+    pub fn new(max_decoding: usize, max_encoding: usize) -> Self {
+        MessageSizeLayer {
+            max_decoding,
+            max_encoding,
+        }
+    }
+}
+
+impl<S> Layer<S> for MessageSizeLayer {
+    type Service = MessageSize<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        MessageSize { inner, limits: *self }
+    }
+}
+
+/// The service of [`MessageSizeLayer`].
+#[derive(Debug, Clone)]
+pub struct MessageSize<S> {
+    inner: S,
+    limits: MessageSizeLayer,
+}
+
+type WrapResponse = Box<dyn FnOnce(Response<Body>) -> Response<Body> + Send>;
+
+impl<S> Service<Request<Body>> for MessageSize<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = MapOk<S::Future, WrapResponse>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let max_decoding = self.limits.max_decoding;
+        let max_encoding = self.limits.max_encoding;
+        let req = req.map(|body| Body::new(Limited::new(body, max_decoding, Direction::Request)));
+        let wrap: WrapResponse = Box::new(move |res: Response<Body>| {
+            res.map(|body| Body::new(Limited::new(body, max_encoding, Direction::Response)))
+        });
+        self.inner.call(req).map_ok(wrap)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Request,
+    Response,
+}
+
+pin_project! {
+    /// A body whose gRPC messages are checked against a size limit.
+    struct Limited<B> {
+        #[pin]
+        inner: B,
+        scanner: FrameScanner,
+        limit: usize,
+        direction: Direction,
+        failed: bool,
+    }
+}
+
+impl<B> Limited<B> {
+    fn new(inner: B, limit: usize, direction: Direction) -> Self {
+        Limited {
+            inner,
+            scanner: FrameScanner::new(limit),
+            limit,
+            direction,
+            failed: false,
+        }
+    }
+}
+
+impl<B> HttpBody for Limited<B>
+where
+    B: HttpBody<Data = Bytes, Error = Status>,
+{
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.project();
+        if *this.failed {
+            return Poll::Ready(None);
+        }
+        let frame = match ready!(this.inner.poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            other => return Poll::Ready(other),
+        };
+        let Some(data) = frame.data_ref() else {
+            return Poll::Ready(Some(Ok(frame)));
+        };
+        let Err(len) = this.scanner.scan(data) else {
+            return Poll::Ready(Some(Ok(frame)));
+        };
+        *this.failed = true;
+        let limit = *this.limit;
+        Poll::Ready(Some(match this.direction {
+            Direction::Request => Err(Status::resource_exhausted(format!(
+                "request message is {len} bytes, larger than this server's limit of {limit} bytes"
+            ))),
+            Direction::Response => {
+                tracing::warn!(len, limit, "response message over the encoding limit; ending the call");
+                let status = Status::resource_exhausted(format!(
+                    "response message is {len} bytes, larger than this server's limit of {limit} bytes"
+                ));
+                Ok(Frame::trailers(crate::status::trailers(&status)))
+            }
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
