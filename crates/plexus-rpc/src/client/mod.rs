@@ -14,6 +14,7 @@
 //! ```
 
 mod builder;
+mod cancel;
 mod propagate;
 
 pub use builder::ClientBuilder;

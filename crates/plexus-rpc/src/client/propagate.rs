@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use plexus_core::Deadline;
@@ -12,9 +13,11 @@ use plexus_core::deadline::{GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
 use plexus_core::trace::TRACEPARENT_HEADER;
 use tokio::time::Sleep;
 use tonic::Status;
+use tonic::body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::cancel;
 use crate::context::CallContext;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -27,7 +30,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///   fails with `DEADLINE_EXCEEDED` when it passes). A call whose deadline
 ///   has already passed is not sent at all;
 /// - the current trace is continued with a new span id in `traceparent`;
-/// - the configured `authorization` header is added.
+/// - the configured `authorization` header is added;
+/// - dropping the call (its response future or response stream) ends the
+///   request stream, so the server sees the cancellation at once.
 #[derive(Debug, Clone, Default)]
 pub struct PropagateLayer {
     authorization: Option<HeaderValue>,
@@ -66,12 +71,14 @@ pub struct Propagate<S> {
     authorization: Option<HeaderValue>,
 }
 
-impl<S, B, R> Service<Request<B>> for Propagate<S>
+impl<S, R> Service<Request<Body>> for Propagate<S>
 where
-    S: Service<Request<B>, Response = Response<R>>,
+    S: Service<Request<Body>, Response = Response<R>>,
     S::Error: Into<BoxError>,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
 {
-    type Response = Response<R>;
+    type Response = Response<Body>;
     type Error = BoxError;
     type Future = ResponseFuture<S::Future>;
 
@@ -79,7 +86,9 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let (held, dropped) = cancel::pair();
+        let mut req = req.map(|body| Body::new(cancel::RequestBody::new(body, dropped)));
         let current = CallContext::current();
         let requested = req
             .headers()
@@ -119,9 +128,23 @@ where
             state: State::Sent {
                 inner: self.inner.call(req),
                 sleep: deadline.map(|d| Box::pin(tokio::time::sleep_until(d.instant()))),
+                held: Some(held),
             },
         }
     }
+}
+
+/// tonic's channel enforces `grpc-timeout` too and reports it as
+/// `CANCELLED`; a passed deadline is `DEADLINE_EXCEEDED` in gRPC.
+fn deadline_status(error: BoxError) -> BoxError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    while let Some(e) = source {
+        if e.is::<tonic::TimeoutExpired>() {
+            return Status::deadline_exceeded("deadline passed while waiting for the response").into();
+        }
+        source = e.source();
+    }
+    error
 }
 
 pin_project! {
@@ -140,6 +163,7 @@ pin_project! {
             #[pin]
             inner: F,
             sleep: Option<Pin<Box<Sleep>>>,
+            held: Option<cancel::Held>,
         },
     }
 }
@@ -160,8 +184,10 @@ impl<F, R, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<R>, E>>,
     E: Into<BoxError>,
+    R: http_body::Body<Data = Bytes> + Send + 'static,
+    R::Error: Into<BoxError>,
 {
-    type Output = Result<Response<R>, BoxError>;
+    type Output = Result<Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -169,9 +195,13 @@ where
                 let status = status.take().expect("ResponseFuture polled after completion");
                 Poll::Ready(Err(status.into()))
             }
-            StateProj::Sent { inner, sleep } => {
+            StateProj::Sent { inner, sleep, held } => {
                 if let Poll::Ready(result) = inner.poll(cx) {
-                    return Poll::Ready(result.map_err(Into::into));
+                    let held = held.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(match result {
+                        Ok(response) => Ok(response.map(|body| Body::new(cancel::ResponseBody::new(body, held)))),
+                        Err(e) => Err(deadline_status(e.into())),
+                    });
                 }
                 if let Some(sleep) = sleep
                     && sleep.as_mut().poll(cx).is_ready()
