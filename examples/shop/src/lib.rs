@@ -1,0 +1,33 @@
+//! The plexus reference shop: services that each give one communication
+//! pattern a real job, started on plexus's gRPC [`Server`](plexus_rpc::Server)
+//! and driven by `plexus demo`.
+//!
+//! | service | pattern |
+//! |---|---|
+//! | [`orders`] (`shop.orders.v1.Orders`) | unary (`PlaceOrder`, `GetOrder`), server streaming (`WatchOrder`), client streaming (`ImportOrders`) |
+//! | [`support`] (`shop.support.v1.Support`) | bidirectional streaming (`Chat`) |
+//!
+//! Each service has a `start` function that serves it on loopback (health
+//! and reflection on) and returns a [`Running`] service:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), plexus_rpc::Error> {
+//! let orders = shop::orders::start(shop::orders::OrdersConfig::default()).await?;
+//! let mut support_config = shop::support::SupportConfig::default();
+//! support_config.orders_url = Some(orders.url());
+//! let support = shop::support::start(support_config).await?;
+//! println!("orders on {}, support on {}", orders.url(), support.url());
+//! # Ok(()) }
+//! ```
+//!
+//! The protos live in `proto/shop/` at the root of the repository.
+
+pub mod orders;
+mod running;
+pub mod support;
+
+pub use running::Running;
+
+/// The encoded `FileDescriptorSet` of every shop proto, for reflection and
+/// for tools that describe the shop's messages.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shop_descriptor.bin"));
