@@ -14,7 +14,7 @@ use tonic::body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::frame::FrameScanner;
+use super::frame::{FrameScanner, Oversized};
 
 /// Limits the size of each request and response message. See the [module docs](super).
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +88,9 @@ pin_project! {
         scanner: FrameScanner,
         limit: usize,
         direction: Direction,
+        // An oversized message found after whole messages in the same chunk:
+        // those went out first, the refusal goes out on the next poll.
+        pending: Option<usize>,
         failed: bool,
     }
 }
@@ -99,6 +102,7 @@ impl<B> Limited<B> {
             scanner: FrameScanner::new(limit),
             limit,
             direction,
+            pending: None,
             failed: false,
         }
     }
@@ -116,6 +120,10 @@ where
         if *this.failed {
             return Poll::Ready(None);
         }
+        if let Some(len) = this.pending.take() {
+            *this.failed = true;
+            return Poll::Ready(Some(refusal(*this.direction, len, *this.limit)));
+        }
         let frame = match ready!(this.inner.poll_frame(cx)) {
             Some(Ok(frame)) => frame,
             other => return Poll::Ready(other),
@@ -123,30 +131,41 @@ where
         let Some(data) = frame.data_ref() else {
             return Poll::Ready(Some(Ok(frame)));
         };
-        let Err(len) = this.scanner.scan(data) else {
+        let Err(Oversized { len, offset }) = this.scanner.scan(data) else {
             return Poll::Ready(Some(Ok(frame)));
         };
+        if offset > 0 {
+            // Deliver the whole messages that came before the oversized one.
+            let before = data.slice(..offset);
+            *this.pending = Some(len);
+            return Poll::Ready(Some(Ok(Frame::data(before))));
+        }
         *this.failed = true;
-        let limit = *this.limit;
-        Poll::Ready(Some(match this.direction {
-            Direction::Request => Err(Status::resource_exhausted(format!(
-                "request message is {len} bytes, larger than this server's limit of {limit} bytes"
-            ))),
-            Direction::Response => {
-                tracing::warn!(len, limit, "response message over the encoding limit; ending the call");
-                let status = Status::resource_exhausted(format!(
-                    "response message is {len} bytes, larger than this server's limit of {limit} bytes"
-                ));
-                Ok(Frame::trailers(crate::status::trailers(&status)))
-            }
-        }))
+        Poll::Ready(Some(refusal(*this.direction, len, *this.limit)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.failed || self.inner.is_end_stream()
+        self.failed || (self.pending.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// How an oversized message of `len` bytes ends the stream: an error for a
+/// request (the handler sees it), `RESOURCE_EXHAUSTED` trailers for a response.
+fn refusal(direction: Direction, len: usize, limit: usize) -> Result<Frame<Bytes>, Status> {
+    match direction {
+        Direction::Request => Err(Status::resource_exhausted(format!(
+            "request message is {len} bytes, larger than this server's limit of {limit} bytes"
+        ))),
+        Direction::Response => {
+            tracing::warn!(len, limit, "response message over the encoding limit; ending the call");
+            let status = Status::resource_exhausted(format!(
+                "response message is {len} bytes, larger than this server's limit of {limit} bytes"
+            ));
+            Ok(Frame::trailers(crate::status::trailers(&status)))
+        }
     }
 }
