@@ -134,17 +134,27 @@ where
     }
 }
 
-/// tonic's channel enforces `grpc-timeout` too and reports it as
-/// `CANCELLED`; a passed deadline is `DEADLINE_EXCEEDED` in gRPC.
-fn deadline_status(error: BoxError) -> BoxError {
+/// Gives transport failures the status gRPC defines for them: tonic's
+/// channel reports its own `grpc-timeout` expiry as `CANCELLED` (a passed
+/// deadline is `DEADLINE_EXCEEDED`) and connection failures as `UNKNOWN`
+/// (they are `UNAVAILABLE`, with the cause spelled out).
+fn transport_status(error: BoxError) -> BoxError {
+    if error.is::<Status>() {
+        return error;
+    }
+    let mut causes = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
     while let Some(e) = source {
         if e.is::<tonic::TimeoutExpired>() {
             return Status::deadline_exceeded("deadline passed while waiting for the response").into();
         }
+        let text = e.to_string();
+        if causes.last() != Some(&text) {
+            causes.push(text);
+        }
         source = e.source();
     }
-    error
+    Status::unavailable(format!("the call could not be completed: {}", causes.join(": "))).into()
 }
 
 pin_project! {
@@ -200,7 +210,7 @@ where
                     let held = held.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(match result {
                         Ok(response) => Ok(response.map(|body| Body::new(cancel::ResponseBody::new(body, held)))),
-                        Err(e) => Err(deadline_status(e.into())),
+                        Err(e) => Err(transport_status(e.into())),
                     });
                 }
                 if let Some(sleep) = sleep
