@@ -128,11 +128,15 @@ mod tests {
 
     #[test]
     fn decode_errors_name_the_codec_and_problem() {
-        let err = ProtobufCodec::<Order>::new().decode(&[0x0a, 0x05, b'a']).unwrap_err();
+        let err = ProtobufCodec::<Order>::new()
+            .decode(&[0x0a, 0x05, b'a'])
+            .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
         assert!(err.to_string().contains("application/protobuf"), "{err}");
 
-        let err = JsonCodec::<Order>::new().decode(br#"{"id": 5}"#).unwrap_err();
+        let err = JsonCodec::<Order>::new()
+            .decode(br#"{"id": 5}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("application/json"), "{err}");
         assert!(err.to_string().contains("invalid type"), "{err}");
     }

@@ -131,11 +131,15 @@ pub fn parse_grpc_timeout(value: &str) -> Result<Duration, Error> {
         reason,
     };
     let Some(unit) = value.chars().last() else {
-        return Err(invalid("empty value; expected digits and a unit, e.g. `250m`"));
+        return Err(invalid(
+            "empty value; expected digits and a unit, e.g. `250m`",
+        ));
     };
     let digits = &value[..value.len() - unit.len_utf8()];
     if digits.is_empty() || digits.len() > GRPC_TIMEOUT_MAX_DIGITS {
-        return Err(invalid("expected 1 to 8 digits followed by a unit (H, M, S, m, u, n)"));
+        return Err(invalid(
+            "expected 1 to 8 digits followed by a unit (H, M, S, m, u, n)",
+        ));
     }
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid("the amount must be ASCII digits only"));
@@ -200,14 +204,29 @@ mod tests {
 
     #[test]
     fn grpc_timeout_encoding_uses_finest_unit_and_rounds_down() {
-        assert_eq!(encode_grpc_timeout(Duration::from_nanos(99_999_999)), "99999999n");
-        assert_eq!(encode_grpc_timeout(Duration::from_nanos(100_000_001)), "100000u");
-        assert_eq!(encode_grpc_timeout(Duration::from_millis(1_500)), "1500000u");
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_nanos(99_999_999)),
+            "99999999n"
+        );
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_nanos(100_000_001)),
+            "100000u"
+        );
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_millis(1_500)),
+            "1500000u"
+        );
         assert_eq!(encode_grpc_timeout(Duration::from_secs(200_000)), "200000S");
         assert_eq!(encode_grpc_timeout(Duration::ZERO), "0n");
-        assert_eq!(encode_grpc_timeout(Duration::from_secs(u64::MAX / 4)), "99999999H");
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_secs(u64::MAX / 4)),
+            "99999999H"
+        );
         // rounding down: 1.9999 ms encoded in micros keeps 1999u, never 2000u.
-        assert_eq!(encode_grpc_timeout(Duration::from_nanos(199_999_999)), "199999u");
+        assert_eq!(
+            encode_grpc_timeout(Duration::from_nanos(199_999_999)),
+            "199999u"
+        );
     }
 
     #[test]

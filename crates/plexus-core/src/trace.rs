@@ -50,16 +50,20 @@ impl TraceContext {
         let trace = parts.next().ok_or_else(|| invalid("missing trace id"))?;
         let span = parts.next().ok_or_else(|| invalid("missing parent id"))?;
         let flags = parts.next().ok_or_else(|| invalid("missing trace flags"))?;
-        let version = hex_array::<1>(version).ok_or_else(|| invalid("version must be 2 lowercase hex digits"))?[0];
+        let version = hex_array::<1>(version)
+            .ok_or_else(|| invalid("version must be 2 lowercase hex digits"))?[0];
         if version == 0xff {
             return Err(invalid("version ff is forbidden"));
         }
         if version == 0 && parts.next().is_some() {
             return Err(invalid("version 00 has exactly four fields"));
         }
-        let trace_id = hex_array::<16>(trace).ok_or_else(|| invalid("trace id must be 32 lowercase hex digits"))?;
-        let span_id = hex_array::<8>(span).ok_or_else(|| invalid("parent id must be 16 lowercase hex digits"))?;
-        let flags = hex_array::<1>(flags).ok_or_else(|| invalid("flags must be 2 lowercase hex digits"))?[0];
+        let trace_id = hex_array::<16>(trace)
+            .ok_or_else(|| invalid("trace id must be 32 lowercase hex digits"))?;
+        let span_id = hex_array::<8>(span)
+            .ok_or_else(|| invalid("parent id must be 16 lowercase hex digits"))?;
+        let flags = hex_array::<1>(flags)
+            .ok_or_else(|| invalid("flags must be 2 lowercase hex digits"))?[0];
         if trace_id == [0; 16] {
             return Err(invalid("trace id must not be all zeros"));
         }

@@ -7,6 +7,7 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+use plexus_rpc::Server;
 use plexus_rpc::auth::{Identity, Policy, StaticTokens};
 use plexus_rpc::client::{Channel, ClientBuilder};
 use plexus_rpc::echo::v1::echo_client::EchoClient;
@@ -15,7 +16,6 @@ use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
 use plexus_rpc::echo::{EchoService, ReplyStream};
 use plexus_rpc::server::ServerHandle;
 use plexus_rpc::tls::{ClientTls, ServerTls};
-use plexus_rpc::Server;
 use support::certs::{Ca, Leaf};
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -44,16 +44,25 @@ impl Echo for WhoAmI {
         }))
     }
     type ServerStreamStream = ReplyStream;
-    async fn server_stream(&self, r: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        r: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         self.calls.fetch_add(1, SeqCst);
         EchoService.server_stream(r).await
     }
-    async fn client_stream(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         self.calls.fetch_add(1, SeqCst);
         EchoService.client_stream(r).await
     }
     type BidiStream = ReplyStream;
-    async fn bidi(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         self.calls.fetch_add(1, SeqCst);
         EchoService.bidi(r).await
     }
@@ -88,7 +97,10 @@ impl Pki {
     }
 
     fn client_tls(&self, identity: Option<&Leaf>) -> ClientTls {
-        let tls = ClientTls::new().ca_pem(&self.ca.cert_pem).unwrap().domain_name("localhost");
+        let tls = ClientTls::new()
+            .ca_pem(&self.ca.cert_pem)
+            .unwrap()
+            .domain_name("localhost");
         match identity {
             Some(leaf) => tls.identity_pem(&leaf.cert_pem, &leaf.key_pem).unwrap(),
             None => tls,
@@ -108,8 +120,15 @@ fn https(server: &ServerHandle) -> String {
     format!("https://{}", server.local_addr())
 }
 
-async fn tls_client(server: &ServerHandle, tls: ClientTls) -> Result<EchoClient<Channel>, plexus_rpc::Error> {
-    ClientBuilder::new(https(server)).tls(tls).connect().await.map(EchoClient::new)
+async fn tls_client(
+    server: &ServerHandle,
+    tls: ClientTls,
+) -> Result<EchoClient<Channel>, plexus_rpc::Error> {
+    ClientBuilder::new(https(server))
+        .tls(tls)
+        .connect()
+        .await
+        .map(EchoClient::new)
 }
 
 async fn whoami(client: &mut EchoClient<Channel>) -> Result<String, Status> {
@@ -123,7 +142,9 @@ async fn the_client_certificate_identity_reaches_the_handler() {
     let service = WhoAmI::default();
     let server = start_mtls(&pki, service.clone(), None).await;
     let gateway = pki.ca.client(GATEWAY);
-    let mut client = tls_client(&server, pki.client_tls(Some(&gateway))).await.unwrap();
+    let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
+        .await
+        .unwrap();
     assert_eq!(whoami(&mut client).await.unwrap(), GATEWAY);
     assert_eq!(service.calls.load(SeqCst), 1);
 }
@@ -134,14 +155,30 @@ async fn a_valid_identity_calling_a_method_it_is_not_allowed_is_permission_denie
     let service = WhoAmI::default();
     let server = start_mtls(&pki, service.clone(), None).await;
     let cli = pki.ca.client(CLI);
-    let mut client = tls_client(&server, pki.client_tls(Some(&cli))).await.unwrap();
+    let mut client = tls_client(&server, pki.client_tls(Some(&cli)))
+        .await
+        .unwrap();
     let status = whoami(&mut client).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
-    assert!(status.message().contains(CLI) && status.message().contains(UNARY), "{status:?}");
+    assert!(
+        status.message().contains(CLI) && status.message().contains(UNARY),
+        "{status:?}"
+    );
     // The same identity may use the method open to any authenticated caller.
-    let mut stream = client.server_stream(StreamRequest { payload: "x".into(), count: 1 }).await.unwrap().into_inner();
+    let mut stream = client
+        .server_stream(StreamRequest {
+            payload: "x".into(),
+            count: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(stream.message().await.unwrap().is_some());
-    assert_eq!(service.calls.load(SeqCst), 1, "only the allowed call reached a handler");
+    assert_eq!(
+        service.calls.load(SeqCst),
+        1,
+        "only the allowed call reached a handler"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +187,9 @@ async fn methods_no_rule_names_are_denied_by_default() {
     let service = WhoAmI::default();
     let server = start_mtls(&pki, service.clone(), None).await;
     let gateway = pki.ca.client(GATEWAY);
-    let mut client = tls_client(&server, pki.client_tls(Some(&gateway))).await.unwrap();
+    let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
+        .await
+        .unwrap();
     let requests = tokio_stream::iter(vec![EchoRequest::default()]);
     let status = client.client_stream(requests).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
@@ -166,7 +205,10 @@ async fn no_client_certificate_is_unauthenticated() {
     let mut client = tls_client(&server, pki.client_tls(None)).await.unwrap();
     let status = whoami(&mut client).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert!(status.message().contains("client certificate"), "{status:?}");
+    assert!(
+        status.message().contains("client certificate"),
+        "{status:?}"
+    );
     assert_eq!(service.calls.load(SeqCst), 0);
 }
 
@@ -184,7 +226,9 @@ async fn requiring_client_certificates_refuses_clients_without_one_in_the_handsh
     };
     assert!(!refused.is_empty());
     let gateway = pki.ca.client(GATEWAY);
-    let mut client = tls_client(&server, pki.client_tls(Some(&gateway))).await.unwrap();
+    let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
+        .await
+        .unwrap();
     assert_eq!(whoami(&mut client).await.unwrap(), GATEWAY);
     assert_eq!(service.calls.load(SeqCst), 1);
 }
@@ -197,15 +241,22 @@ async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
     let stranger = Ca::new("another CA").client(GATEWAY);
     let outcome = match tls_client(&server, pki.client_tls(Some(&stranger))).await {
         Err(e) => Err(e.to_string()),
-        Ok(mut client) => whoami(&mut client).await.map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+        Ok(mut client) => whoami(&mut client)
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
     };
     let err = outcome.expect_err("a certificate from another CA must not be accepted");
     // Refused by the TLS handshake, not by the policy.
-    assert!(err.starts_with("Unavailable") && err.contains("UnknownCA"), "{err}");
+    assert!(
+        err.starts_with("Unavailable") && err.contains("UnknownCA"),
+        "{err}"
+    );
     assert_eq!(service.calls.load(SeqCst), 0);
     // The server keeps serving legitimate clients.
     let gateway = pki.ca.client(GATEWAY);
-    let mut client = tls_client(&server, pki.client_tls(Some(&gateway))).await.unwrap();
+    let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
+        .await
+        .unwrap();
     assert_eq!(whoami(&mut client).await.unwrap(), GATEWAY);
 }
 
@@ -239,7 +290,10 @@ async fn bearer_tokens_authenticate_and_bad_or_missing_tokens_are_refused() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(whoami(&mut EchoClient::new(channel)).await.unwrap(), GATEWAY);
+    assert_eq!(
+        whoami(&mut EchoClient::new(channel)).await.unwrap(),
+        GATEWAY
+    );
 
     let channel = ClientBuilder::new(https(&server))
         .tls(pki.client_tls(None))
@@ -253,14 +307,20 @@ async fn bearer_tokens_authenticate_and_bad_or_missing_tokens_are_refused() {
 
     let mut client = tls_client(&server, pki.client_tls(None)).await.unwrap();
     let mut request = Request::new(EchoRequest::default());
-    request.metadata_mut().insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("authorization", "Basic Zm9vOmJhcg==".parse().unwrap());
     let status = client.unary(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("Bearer"), "{status:?}");
 
     let status = whoami(&mut client).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-    assert_eq!(service.calls.load(SeqCst), 1, "only the valid token reached the handler");
+    assert_eq!(
+        service.calls.load(SeqCst),
+        1,
+        "only the valid token reached the handler"
+    );
 }
 
 #[tokio::test]
@@ -280,5 +340,8 @@ async fn health_stays_open_to_anyone_under_the_policy() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reply.status(), tonic_health::pb::health_check_response::ServingStatus::Serving);
+    assert_eq!(
+        reply.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
 }

@@ -76,19 +76,30 @@ impl Echo for Forever {
     }
 
     type ServerStreamStream = ReplyStream;
-    async fn server_stream(&self, request: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        request: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         self.waiting_stream(&request).map(Response::new)
     }
 
-    async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         let _recorder = self.journal.start();
         let mut inbound = request.into_inner();
         while inbound.message().await?.is_some() {}
-        Err(Status::internal("the client ended its stream; this test never does"))
+        Err(Status::internal(
+            "the client ended its stream; this test never does",
+        ))
     }
 
     type BidiStream = ReplyStream;
-    async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         self.waiting_stream(&request).map(Response::new)
     }
 }
@@ -112,7 +123,10 @@ where
         support::wait_until(Duration::from_secs(2), || journal.stopped_at().is_some()).await,
         "the handler was never stopped after the client cancelled"
     );
-    journal.stopped_at().unwrap().saturating_duration_since(cancelled_at)
+    journal
+        .stopped_at()
+        .unwrap()
+        .saturating_duration_since(cancelled_at)
 }
 
 const BOUND: Duration = Duration::from_millis(100);
@@ -122,7 +136,10 @@ async fn dropping_a_unary_call_cancels_its_handler() {
     let service = Forever::default();
     let server = support::start(service.clone()).await;
     let mut client = support::client(&server).await;
-    let took = cancel_after_start(&service.journal, async move { client.unary(EchoRequest::default()).await }).await;
+    let took = cancel_after_start(&service.journal, async move {
+        client.unary(EchoRequest::default()).await
+    })
+    .await;
     assert!(took < BOUND, "handler stopped {took:?} after the cancel");
 }
 
@@ -132,7 +149,10 @@ async fn dropping_a_server_stream_cancels_its_producer() {
     let server = support::start(service.clone()).await;
     let mut client = support::client(&server).await;
     let took = cancel_after_start(&service.journal, async move {
-        let mut stream = client.server_stream(StreamRequest::default()).await?.into_inner();
+        let mut stream = client
+            .server_stream(StreamRequest::default())
+            .await?
+            .into_inner();
         stream.message().await
     })
     .await;
@@ -145,7 +165,8 @@ async fn dropping_a_client_stream_cancels_its_handler() {
     let server = support::start(service.clone()).await;
     let mut client = support::client(&server).await;
     let took = cancel_after_start(&service.journal, async move {
-        let requests = futures::stream::iter(vec![EchoRequest::default()]).chain(futures::stream::pending());
+        let requests =
+            futures::stream::iter(vec![EchoRequest::default()]).chain(futures::stream::pending());
         client.client_stream(requests).await
     })
     .await;
@@ -173,12 +194,18 @@ async fn a_client_that_disconnects_cancels_its_calls() {
     let client = support::client(&server).await;
     let took = cancel_after_start(&service.journal, async move {
         let mut client = client;
-        let mut stream = client.server_stream(StreamRequest::default()).await?.into_inner();
+        let mut stream = client
+            .server_stream(StreamRequest::default())
+            .await?
+            .into_inner();
         stream.message().await
     })
     .await;
     // The channel (and so the connection) was dropped with the task.
-    assert!(took < BOUND, "producer stopped {took:?} after the disconnect");
+    assert!(
+        took < BOUND,
+        "producer stopped {took:?} after the disconnect"
+    );
 }
 
 use futures::StreamExt as _;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use plexus_core::{Deadline, TraceContext};
 use plexus_rpc::CallContext;
-use plexus_rpc::client::{ClientBuilder, Channel};
+use plexus_rpc::client::{Channel, ClientBuilder};
 use plexus_rpc::echo::v1::echo_client::EchoClient;
 use plexus_rpc::echo::v1::echo_server::Echo;
 use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
@@ -88,14 +88,23 @@ impl Echo for Hop {
     }
 
     type ServerStreamStream = ReplyStream;
-    async fn server_stream(&self, r: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        r: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.server_stream(r).await
     }
-    async fn client_stream(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         EchoService.client_stream(r).await
     }
     type BidiStream = ReplyStream;
-    async fn bidi(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.bidi(r).await
     }
 }
@@ -112,12 +121,17 @@ async fn each_hop_of_a_three_hop_chain_sees_a_strictly_smaller_budget() {
         servers.push(support::start(hop.clone()).await);
     }
     for i in 0..2 {
-        let channel = ClientBuilder::new(servers[i + 1].url()).connect().await.unwrap();
+        let channel = ClientBuilder::new(servers[i + 1].url())
+            .connect()
+            .await
+            .unwrap();
         hops[i].next.set(EchoClient::new(channel)).ok().unwrap();
     }
 
     let mut client = support::client(&servers[0]).await;
-    let mut request = Request::new(EchoRequest { payload: "chain".into() });
+    let mut request = Request::new(EchoRequest {
+        payload: "chain".into(),
+    });
     request.set_timeout(Duration::from_secs(2));
     let reply = client.unary(request).await.unwrap().into_inner();
     assert_eq!(reply.payload.as_ref(), b"chain");
@@ -126,18 +140,33 @@ async fn each_hop_of_a_three_hop_chain_sees_a_strictly_smaller_budget() {
     assert!(seen[0].header <= Duration::from_secs(2), "{seen:?}");
     for i in 0..3 {
         // The handler's deadline is the budget that arrived, counted from arrival.
-        assert!(seen[i].budget_on_entry <= seen[i].header, "hop {i}: {seen:?}");
-        assert!(seen[i].header - seen[i].budget_on_entry < Duration::from_millis(5), "hop {i}: {seen:?}");
+        assert!(
+            seen[i].budget_on_entry <= seen[i].header,
+            "hop {i}: {seen:?}"
+        );
+        assert!(
+            seen[i].header - seen[i].budget_on_entry < Duration::from_millis(5),
+            "hop {i}: {seen:?}"
+        );
     }
     for i in 0..2 {
         let before_call = seen[i].budget_before_call.unwrap();
         let next = seen[i + 1];
         // Strictly smaller budget hop by hop, shrunk by at least the hop's work.
-        assert!(next.budget_on_entry < seen[i].budget_on_entry, "hop {i}: {seen:?}");
-        assert!(seen[i].budget_on_entry - next.header >= Duration::from_millis(20), "hop {i}: {seen:?}");
+        assert!(
+            next.budget_on_entry < seen[i].budget_on_entry,
+            "hop {i}: {seen:?}"
+        );
+        assert!(
+            seen[i].budget_on_entry - next.header >= Duration::from_millis(20),
+            "hop {i}: {seen:?}"
+        );
         // The next hop receives exactly what was left, never more.
         assert!(next.header <= before_call, "hop {i}: {seen:?}");
-        assert!(before_call - next.header < Duration::from_millis(5), "hop {i}: {seen:?}");
+        assert!(
+            before_call - next.header < Duration::from_millis(5),
+            "hop {i}: {seen:?}"
+        );
     }
 }
 
@@ -158,20 +187,30 @@ impl Drop for Stopped {
 #[tonic::async_trait]
 impl Echo for Waiter {
     async fn unary(&self, _request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        self.started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _stopped = Stopped(self.stopped.clone());
         std::future::pending::<()>().await;
         unreachable!()
     }
     type ServerStreamStream = ReplyStream;
-    async fn server_stream(&self, r: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        r: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.server_stream(r).await
     }
-    async fn client_stream(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         EchoService.client_stream(r).await
     }
     type BidiStream = ReplyStream;
-    async fn bidi(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.bidi(r).await
     }
 }
@@ -195,7 +234,9 @@ async fn a_deadline_passing_mid_call_stops_the_handler_and_answers_deadline_exce
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert_eq!(waiter.started.load(SeqCst), 1);
     assert!(
-        support::wait_until(Duration::from_millis(100), || waiter.stopped.load(SeqCst) == 1).await,
+        support::wait_until(Duration::from_millis(100), || waiter.stopped.load(SeqCst)
+            == 1)
+        .await,
         "the handler was not stopped when its deadline passed"
     );
 }
@@ -205,9 +246,15 @@ async fn the_client_enforces_the_deadline_when_the_server_does_not_answer() {
     let waiter = Waiter::default();
     let server = support::start(waiter.clone()).await;
     let mut client = support::client(&server).await;
-    let ctx = CallContext::new(Some(Deadline::after(Duration::from_millis(80))), TraceContext::new_root());
+    let ctx = CallContext::new(
+        Some(Deadline::after(Duration::from_millis(80))),
+        TraceContext::new_root(),
+    );
     let started = std::time::Instant::now();
-    let status = ctx.scope(client.unary(EchoRequest::default())).await.unwrap_err();
+    let status = ctx
+        .scope(client.unary(EchoRequest::default()))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -218,8 +265,14 @@ async fn an_already_expired_deadline_is_not_sent_and_no_handler_runs() {
     let waiter = Waiter::default();
     let server = support::start(waiter.clone()).await;
     let mut client = support::client(&server).await;
-    let ctx = CallContext::new(Some(Deadline::after(Duration::ZERO)), TraceContext::new_root());
-    let status = ctx.scope(client.unary(EchoRequest::default())).await.unwrap_err();
+    let ctx = CallContext::new(
+        Some(Deadline::after(Duration::ZERO)),
+        TraceContext::new_root(),
+    );
+    let status = ctx
+        .scope(client.unary(EchoRequest::default()))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("was not made"), "{status:?}");
 
@@ -233,7 +286,10 @@ async fn an_already_expired_deadline_is_not_sent_and_no_handler_runs() {
     )
     .await;
     assert_eq!(outcome.code, Code::DeadlineExceeded as i32, "{outcome:?}");
-    assert!(outcome.message.contains("handler was not run"), "{outcome:?}");
+    assert!(
+        outcome.message.contains("handler was not run"),
+        "{outcome:?}"
+    );
     assert_eq!(waiter.started.load(SeqCst), 0);
 }
 
@@ -257,6 +313,10 @@ async fn a_server_stream_outliving_its_deadline_ends_with_deadline_exceeded() {
             None => panic!("stream of {received} replies ended without an error"),
         }
     };
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?} after {received} replies");
+    assert_eq!(
+        status.code(),
+        Code::DeadlineExceeded,
+        "{status:?} after {received} replies"
+    );
     assert!(received < u64::from(plexus_rpc::echo::MAX_STREAM_COUNT));
 }

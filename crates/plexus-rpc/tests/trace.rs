@@ -46,14 +46,23 @@ impl Echo for Hop {
         Ok(Response::new(EchoReply::default()))
     }
     type ServerStreamStream = ReplyStream;
-    async fn server_stream(&self, r: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        r: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.server_stream(r).await
     }
-    async fn client_stream(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         EchoService.client_stream(r).await
     }
     type BidiStream = ReplyStream;
-    async fn bidi(&self, r: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        r: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         EchoService.bidi(r).await
     }
 }
@@ -81,7 +90,12 @@ impl tracing::field::Visit for Ids {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for SpanRecorder {
-    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, _id: &tracing::span::Id, _ctx: Context<'_, S>) {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: Context<'_, S>,
+    ) {
         if attrs.metadata().name() == "rpc.server" {
             let mut ids = Ids::default();
             attrs.record(&mut ids);
@@ -96,13 +110,17 @@ async fn chain() -> (Vec<Hop>, Vec<plexus_rpc::server::ServerHandle>) {
     for hop in &hops {
         servers.push(support::start(hop.clone()).await);
     }
-    let channel = ClientBuilder::new(servers[1].url()).connect().await.unwrap();
+    let channel = ClientBuilder::new(servers[1].url())
+        .connect()
+        .await
+        .unwrap();
     hops[0].next.set(EchoClient::new(channel)).ok().unwrap();
     (hops, servers)
 }
 
 #[tokio::test]
-async fn one_trace_id_follows_the_request_across_hops_and_into_tracing_spans_and_bad_ones_restart() {
+async fn one_trace_id_follows_the_request_across_hops_and_into_tracing_spans_and_bad_ones_restart()
+{
     let recorder = SpanRecorder::default();
     let subscriber = tracing_subscriber::registry().with(recorder.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -117,14 +135,30 @@ async fn one_trace_id_follows_the_request_across_hops_and_into_tracing_spans_and
 
     let first = hops[0].seen.lock().unwrap()[0].clone();
     let second = hops[1].seen.lock().unwrap()[0].clone();
-    let first_in = TraceContext::parse(first.received.as_deref().expect("hop 1 got a traceparent")).unwrap();
-    let second_in = TraceContext::parse(second.received.as_deref().expect("hop 2 got a traceparent")).unwrap();
+    let first_in =
+        TraceContext::parse(first.received.as_deref().expect("hop 1 got a traceparent")).unwrap();
+    let second_in =
+        TraceContext::parse(second.received.as_deref().expect("hop 2 got a traceparent")).unwrap();
     for ctx in [first_in, first.own, second_in, second.own] {
-        assert_eq!(ctx.trace_id(), root.trace_id(), "one trace across every hop");
+        assert_eq!(
+            ctx.trace_id(),
+            root.trace_id(),
+            "one trace across every hop"
+        );
     }
-    let span_ids = [root.span_id(), first_in.span_id(), first.own.span_id(), second_in.span_id(), second.own.span_id()];
+    let span_ids = [
+        root.span_id(),
+        first_in.span_id(),
+        first.own.span_id(),
+        second_in.span_id(),
+        second.own.span_id(),
+    ];
     let distinct: std::collections::HashSet<_> = span_ids.iter().collect();
-    assert_eq!(distinct.len(), span_ids.len(), "every hop and call has its own span: {span_ids:?}");
+    assert_eq!(
+        distinct.len(),
+        span_ids.len(),
+        "every hop and call has its own span: {span_ids:?}"
+    );
 
     let spans = recorder.spans.lock().unwrap().clone();
     assert_eq!(spans.len(), 2, "{spans:?}");
@@ -143,10 +177,16 @@ async fn a_call_without_a_valid_traceparent_starts_a_new_trace() {
     let mut client = support::bare_client(&server).await;
     client.unary(EchoRequest::default()).await.unwrap();
     let mut request = Request::new(EchoRequest::default());
-    request.metadata_mut().insert("traceparent", "00-not-a-trace-01".parse().unwrap());
+    request
+        .metadata_mut()
+        .insert("traceparent", "00-not-a-trace-01".parse().unwrap());
     client.unary(request).await.unwrap();
     let seen = hop.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
-    assert_ne!(seen[0].own.trace_id(), seen[1].own.trace_id(), "each call started its own trace");
+    assert_ne!(
+        seen[0].own.trace_id(),
+        seen[1].own.trace_id(),
+        "each call started its own trace"
+    );
     TraceContext::parse(&seen[1].own.to_traceparent()).unwrap();
 }

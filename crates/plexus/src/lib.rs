@@ -25,7 +25,9 @@
 //! # }
 //! ```
 
-pub use plexus_core::{Deadline, Error, ErrorKind, Message, MessageBuilder, MessageParts, TraceContext};
+pub use plexus_core::{
+    Deadline, Error, ErrorKind, Message, MessageBuilder, MessageParts, TraceContext,
+};
 pub use plexus_core::{codec, deadline, message, trace};
 
 /// gRPC servers and clients (feature `rpc`).

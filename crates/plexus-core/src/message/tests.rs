@@ -41,12 +41,23 @@ fn ids_are_unique_and_time_ordered() {
 #[test]
 fn codecs_set_content_type_and_round_trip() {
     let value = serde_json::json!({"total": 12});
-    let msg = valid().encode(&JsonCodec::new(), &value).unwrap().build().unwrap();
+    let msg = valid()
+        .encode(&JsonCodec::new(), &value)
+        .unwrap()
+        .build()
+        .unwrap();
     assert_eq!(msg.data_content_type(), Some("application/json"));
-    assert_eq!(msg.decode(&JsonCodec::<serde_json::Value>::new()).unwrap(), value);
+    assert_eq!(
+        msg.decode(&JsonCodec::<serde_json::Value>::new()).unwrap(),
+        value
+    );
 
     let ts = prost_types_free_timestamp();
-    let msg = valid().encode(&ProtobufCodec::new(), &ts).unwrap().build().unwrap();
+    let msg = valid()
+        .encode(&ProtobufCodec::new(), &ts)
+        .unwrap()
+        .build()
+        .unwrap();
     assert_eq!(msg.data_content_type(), Some("application/protobuf"));
     assert_eq!(msg.decode(&ProtobufCodec::<Stamp>::new()).unwrap(), ts);
 }
@@ -83,13 +94,22 @@ fn malformed_attributes_are_refused_with_reason() {
         (valid().header("Tenant", "x"), "lowercase"),
         (valid().header("ce-id", "x"), "reserved"),
         (valid().header("a", "line\nbreak"), "control character"),
-        (valid().header("a", "x".repeat(MAX_HEADER_VALUE_LEN + 1)), "at most"),
-        (valid().subject("x".repeat(MAX_ATTRIBUTE_LEN + 1)), "at most"),
+        (
+            valid().header("a", "x".repeat(MAX_HEADER_VALUE_LEN + 1)),
+            "at most",
+        ),
+        (
+            valid().subject("x".repeat(MAX_ATTRIBUTE_LEN + 1)),
+            "at most",
+        ),
         (valid().key("a\u{0}b"), "control character"),
     ];
     for (builder, needle) in cases {
         let err = builder.build().unwrap_err();
-        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
     }
 }
 

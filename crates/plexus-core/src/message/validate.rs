@@ -50,13 +50,19 @@ fn required(attribute: &'static str, value: &str) -> Result<(), Error> {
     if value.len() > MAX_ATTRIBUTE_LEN {
         return Err(Error::attribute(
             attribute,
-            format!("{} bytes long, at most {MAX_ATTRIBUTE_LEN} are allowed", value.len()),
+            format!(
+                "{} bytes long, at most {MAX_ATTRIBUTE_LEN} are allowed",
+                value.len()
+            ),
         ));
     }
     if value.chars().any(char::is_control) {
         return Err(Error::attribute(
             attribute,
-            format!("`{}` contains a control character", excerpt(value).escape_debug()),
+            format!(
+                "`{}` contains a control character",
+                excerpt(value).escape_debug()
+            ),
         ));
     }
     Ok(())
@@ -74,7 +80,10 @@ fn media_type(value: &str) -> Result<(), Error> {
         Some((ty, sub)) if is_token(ty) && is_token(sub) => Ok(()),
         _ => Err(Error::attribute(
             "datacontenttype",
-            format!("`{}` is not a media type; expected e.g. application/json", excerpt(value)),
+            format!(
+                "`{}` is not a media type; expected e.g. application/json",
+                excerpt(value)
+            ),
         )),
     }
 }
@@ -83,7 +92,10 @@ fn header(name: &str, value: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > MAX_HEADER_NAME_LEN {
         return Err(Error::attribute(
             "header",
-            format!("header names must be 1 to {MAX_HEADER_NAME_LEN} bytes, got {}", name.len()),
+            format!(
+                "header names must be 1 to {MAX_HEADER_NAME_LEN} bytes, got {}",
+                name.len()
+            ),
         ));
     }
     if !name
@@ -101,7 +113,9 @@ fn header(name: &str, value: &str) -> Result<(), Error> {
     if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| name.starts_with(**p)) {
         return Err(Error::attribute(
             "header",
-            format!("name `{name}` starts with `{prefix}`, which is reserved for CloudEvents attributes"),
+            format!(
+                "name `{name}` starts with `{prefix}`, which is reserved for CloudEvents attributes"
+            ),
         ));
     }
     if value.len() > MAX_HEADER_VALUE_LEN {

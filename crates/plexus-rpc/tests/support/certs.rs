@@ -1,6 +1,8 @@
 //! Test PKI made with rcgen: a CA, server certificates and SPIFFE client certificates.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 
 /// A certificate authority able to issue server and client certificates.
 pub struct Ca {

@@ -53,7 +53,9 @@ pub async fn call(addr: SocketAddr, path: &str, extra: &[(&str, &str)], body: By
         body.extend_from_slice(&chunk);
     }
     let trailers = recv.trailers().await.expect("trailers").unwrap_or_default();
-    let (code, message) = status_of(&trailers).or_else(|| status_of(&parts.headers)).expect("a grpc-status");
+    let (code, message) = status_of(&trailers)
+        .or_else(|| status_of(&parts.headers))
+        .expect("a grpc-status");
     RawOutcome {
         code,
         message,
@@ -66,7 +68,11 @@ fn status_of(headers: &HeaderMap) -> Option<(i32, String)> {
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| percent_encoding::percent_decode_str(m).decode_utf8_lossy().into_owned())
+        .map(|m| {
+            percent_encoding::percent_decode_str(m)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .unwrap_or_default();
     Some((code, message))
 }
