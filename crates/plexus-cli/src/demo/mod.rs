@@ -1,0 +1,163 @@
+//! `plexus demo`: starts the reference shop on loopback, drives a scripted
+//! workload through every call kind, and prints a report whose every row
+//! names the invariant it checked. Exits 0 only when all of them hold.
+//!
+//! The services run in this process on real sockets (plexus
+//! [`Server`](plexus_rpc::Server)s on `127.0.0.1:0`) and are called through
+//! plexus clients ([`ClientBuilder`]), so every call crosses the plexus
+//! server and client stacks: deadline, cancellation, trace context, limits.
+//!
+//! - [`orders`]: unary, server streaming and client streaming workloads;
+//! - [`support`]: bidirectional chats;
+//! - [`faults`]: a call past its deadline, a call cancelled by its client;
+//! - [`report`]: latencies and the table.
+
+mod faults;
+mod orders;
+mod report;
+mod support;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plexus_rpc::client::ClientBuilder;
+use shop::Running;
+use shop::orders::v1::orders_client::OrdersClient;
+use shop::orders::{OrdersConfig, OrdersMetrics};
+use shop::support::v1::support_client::SupportClient;
+use shop::support::{SupportConfig, SupportMetrics};
+use tokio::time::Instant;
+
+use report::Row;
+
+/// Orders placed one by one (each then read back).
+const PLACE_ORDERS: usize = 200;
+/// Orders watched to DELIVERED, at once.
+const WATCHES: usize = 20;
+/// Fulfilment step of those watches.
+const WATCH_STEP_MILLIS: u32 = 2;
+/// Orders in the one bulk import.
+const IMPORT_ORDERS: usize = 500;
+/// Chats open at once, and customer messages in each.
+const CHATS: usize = 20;
+const CHAT_MESSAGES: usize = 5;
+/// Budget of the call that must miss its deadline.
+const DEADLINE_BUDGET: Duration = Duration::from_millis(50);
+
+/// Arguments of `plexus demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep the services running after the report and print their addresses.
+    #[arg(long)]
+    keep_running: bool,
+}
+
+/// The shop's services, running in this process.
+struct Shop {
+    orders: Running<OrdersMetrics>,
+    support: Running<SupportMetrics>,
+}
+
+impl Shop {
+    async fn start() -> anyhow::Result<Shop> {
+        let orders = shop::orders::start(OrdersConfig::default())
+            .await
+            .context("starting the orders service on 127.0.0.1")?;
+        let mut support = SupportConfig::default();
+        support.orders_url = Some(orders.url());
+        let support = shop::support::start(support)
+            .await
+            .context("starting the support service on 127.0.0.1")?;
+        Ok(Shop { orders, support })
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        self.support.shutdown().await.context("stopping the support service")?;
+        self.orders.shutdown().await.context("stopping the orders service")?;
+        Ok(())
+    }
+}
+
+/// Runs `plexus demo`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let shop = Shop::start().await?;
+    println!(
+        "plexus demo: the shop on loopback: orders {}, support {}\n",
+        shop.orders.url(),
+        shop.support.url()
+    );
+    let (rows, sample_order) = drive(&shop).await?;
+    print!("{}", report::table(&rows));
+    let failed: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.holds())
+        .map(|r| format!("{} ({})", r.pattern, r.invariant.claim))
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("{} invariant(s) failed: {}", failed.len(), failed.join(", "));
+    }
+    println!(
+        "\nevery invariant holds; {:.2} s in all",
+        started.elapsed().as_secs_f64()
+    );
+    if args.keep_running {
+        keep_running(&shop, &sample_order).await?;
+    }
+    shop.shutdown().await
+}
+
+/// Drives the workload; returns the rows and an order id to show in hints.
+async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
+    let orders_client = OrdersClient::new(
+        ClientBuilder::new(shop.orders.url())
+            .connect()
+            .await
+            .context("connecting to the orders service")?,
+    );
+    let support_client = SupportClient::new(
+        ClientBuilder::new(shop.support.url())
+            .connect()
+            .await
+            .context("connecting to the support service")?,
+    );
+    let metrics = shop.orders.metrics();
+
+    let (unary, ids) = orders::unary(&orders_client, PLACE_ORDERS).await;
+    if ids.len() < WATCHES + 2 {
+        anyhow::bail!(
+            "only {} of {PLACE_ORDERS} orders were placed; the rest of the demo needs {}: {}",
+            ids.len(),
+            WATCHES + 2,
+            unary.invariant.violation.as_deref().unwrap_or_default()
+        );
+    }
+    let server_streaming = orders::server_streaming(&orders_client, &ids[..WATCHES], WATCH_STEP_MILLIS).await;
+    let client_streaming = orders::client_streaming(&orders_client, IMPORT_ORDERS).await;
+    let bidi = support::bidi(&support_client, CHATS, CHAT_MESSAGES, &ids).await;
+    let deadline = faults::deadline(&orders_client, metrics, &ids[WATCHES], DEADLINE_BUDGET).await;
+    let cancellation = faults::cancellation(&orders_client, metrics, &ids[WATCHES + 1]).await;
+    let sample = ids[ids.len() - 1].clone();
+    Ok((
+        vec![unary, server_streaming, client_streaming, bidi, deadline, cancellation],
+        sample,
+    ))
+}
+
+async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {
+    let orders = shop.orders.local_addr();
+    let support = shop.support.local_addr();
+    println!(
+        "\nThe shop keeps running; Ctrl-C stops it.\n\
+         \x20 orders   shop.orders.v1.Orders     http://{orders}\n\
+         \x20 support  shop.support.v1.Support   http://{support}\n\
+         Try:\n\
+         \x20 plexus call {orders} --list\n\
+         \x20 plexus call {orders} shop.orders.v1.Orders/GetOrder -d '{{\"order_id\":\"{order_id}\"}}'\n\
+         \x20 plexus call {orders} shop.orders.v1.Orders/WatchOrder -d '{{\"order_id\":\"{order_id}\",\"step_millis\":500}}'\n\
+         \x20 plexus call {support} shop.support.v1.Support/Chat -d -    # then type {{\"text\":\"where is {order_id}?\"}}"
+    );
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    println!("stopping the shop");
+    Ok(())
+}
