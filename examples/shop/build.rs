@@ -18,12 +18,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let all = protox::compile([ORDERS, SUPPORT], [&proto_root])?;
     std::fs::write(out.join("shop_descriptor.bin"), all.encode_to_vec())?;
-    tonic_prost_build::configure().build_transport(false).compile_fds(all)?;
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(all)?;
     Ok(())
 }
 
 /// Writes `<package>_descriptor.bin` (e.g. `shop.orders.v1_descriptor.bin`).
-fn write_descriptor_set(root: &Path, file: &str, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+fn write_descriptor_set(
+    root: &Path,
+    file: &str,
+    out: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let set = protox::compile([file], [root])?;
     let package = set
         .file
@@ -31,6 +37,9 @@ fn write_descriptor_set(root: &Path, file: &str, out: &Path) -> Result<(), Box<d
         .find(|f| f.name() == file)
         .map(|f| f.package().to_owned())
         .ok_or_else(|| format!("{file} is missing from its own descriptor set"))?;
-    std::fs::write(out.join(format!("{package}_descriptor.bin")), set.encode_to_vec())?;
+    std::fs::write(
+        out.join(format!("{package}_descriptor.bin")),
+        set.encode_to_vec(),
+    )?;
     Ok(())
 }

@@ -50,7 +50,12 @@ fn demo_reports_every_pattern_and_exits_zero() {
     let status = wait(&mut child, RUN_LIMIT);
     let report = reader.join().unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "exit {status}\n{report}\n{stderr}");
 
     for (pattern, invariant) in ROWS {
@@ -103,7 +108,8 @@ fn keep_running_serves_until_interrupted() {
         }
     }
     for addr in &addrs {
-        TcpStream::connect_timeout(addr, Duration::from_secs(5)).expect("the service still accepts connections");
+        TcpStream::connect_timeout(addr, Duration::from_secs(5))
+            .expect("the service still accepts connections");
     }
 
     let interrupted = Command::new("kill")

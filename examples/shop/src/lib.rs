@@ -30,4 +30,5 @@ pub use running::Running;
 
 /// The encoded `FileDescriptorSet` of every shop proto, for reflection and
 /// for tools that describe the shop's messages.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shop_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shop_descriptor.bin"));

@@ -15,7 +15,11 @@ async fn placed_order_is_readable_back_with_its_total() {
     let orders = start(OrdersConfig::default()).await.unwrap();
     let mut client = orders_client(&orders).await;
 
-    let placed = client.place_order(sample_order("cus-1")).await.unwrap().into_inner();
+    let placed = client
+        .place_order(sample_order("cus-1"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(placed.total_cents, 699);
     assert_eq!(placed.status(), OrderStatus::Placed);
 
@@ -108,7 +112,11 @@ async fn unknown_order_is_not_found_and_empty_id_is_invalid() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("order_id:"), "{}", status.message());
+    assert!(
+        status.message().starts_with("order_id:"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]
@@ -122,7 +130,11 @@ async fn a_full_store_answers_resource_exhausted() {
     client.place_order(sample_order("cus-2")).await.unwrap();
     let status = client.place_order(sample_order("cus-3")).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("max_orders"), "{}", status.message());
+    assert!(
+        status.message().contains("max_orders"),
+        "{}",
+        status.message()
+    );
     assert_eq!(orders.metrics().orders_placed(), 2);
 }
 
@@ -159,9 +171,15 @@ async fn import_stores_valid_orders_and_reports_the_first_rejections() {
             .all(|r| r.reason.starts_with("items[1].quantity:"))
     );
 
-    for (id, customer) in reply.order_ids.iter().zip((0..150).filter(|i| !invalid(*i))) {
+    for (id, customer) in reply
+        .order_ids
+        .iter()
+        .zip((0..150).filter(|i| !invalid(*i)))
+    {
         let order = client
-            .get_order(GetOrderRequest { order_id: id.clone() })
+            .get_order(GetOrderRequest {
+                order_id: id.clone(),
+            })
             .await
             .unwrap()
             .into_inner();
@@ -177,7 +195,9 @@ async fn an_import_over_its_bound_imports_nothing() {
     let orders = start(config).await.unwrap();
     let mut client = orders_client(&orders).await;
 
-    let five = (0..5).map(|i| sample_order(&format!("cus-{i}"))).collect::<Vec<_>>();
+    let five = (0..5)
+        .map(|i| sample_order(&format!("cus-{i}")))
+        .collect::<Vec<_>>();
     let reply = client
         .import_orders(tokio_stream::iter(five))
         .await
@@ -185,17 +205,30 @@ async fn an_import_over_its_bound_imports_nothing() {
         .into_inner();
     assert_eq!(reply.accepted, 5);
 
-    let six = (0..6).map(|i| sample_order(&format!("cus-{i}"))).collect::<Vec<_>>();
-    let status = client.import_orders(tokio_stream::iter(six)).await.unwrap_err();
+    let six = (0..6)
+        .map(|i| sample_order(&format!("cus-{i}")))
+        .collect::<Vec<_>>();
+    let status = client
+        .import_orders(tokio_stream::iter(six))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
-    assert!(status.message().contains("at most 5"), "{}", status.message());
+    assert!(
+        status.message().contains("at most 5"),
+        "{}",
+        status.message()
+    );
     let status = client
         .get_order(GetOrderRequest {
             order_id: "ord-6".into(),
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound, "nothing of the refused import is stored");
+    assert_eq!(
+        status.code(),
+        Code::NotFound,
+        "nothing of the refused import is stored"
+    );
     assert_eq!(orders.metrics().orders_imported(), 5);
 }
 
@@ -207,8 +240,13 @@ async fn an_import_the_store_cannot_hold_imports_nothing() {
     let mut client = orders_client(&orders).await;
     client.place_order(sample_order("cus-0")).await.unwrap();
 
-    let three = (0..3).map(|i| sample_order(&format!("cus-{i}"))).collect::<Vec<_>>();
-    let status = client.import_orders(tokio_stream::iter(three)).await.unwrap_err();
+    let three = (0..3)
+        .map(|i| sample_order(&format!("cus-{i}")))
+        .collect::<Vec<_>>();
+    let status = client
+        .import_orders(tokio_stream::iter(three))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     let status = client
         .get_order(GetOrderRequest {

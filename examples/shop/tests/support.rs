@@ -14,7 +14,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 
 fn message(text: &str) -> ChatMessage {
-    ChatMessage { text: text.to_owned() }
+    ChatMessage {
+        text: text.to_owned(),
+    }
 }
 
 #[tokio::test]
@@ -35,7 +37,11 @@ async fn the_agent_answers_each_message_in_turn_about_the_order_mentioned() {
 
     // Interactive: each message waits for its answer before the next one.
     let (tx, rx) = mpsc::channel(1);
-    let mut replies = client.chat(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let mut replies = client
+        .chat(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     let questions = [
         format!("Hello, where is {}?", placed.order_id),
         "Thanks!".to_owned(),
@@ -59,7 +65,11 @@ async fn the_agent_answers_each_message_in_turn_about_the_order_mentioned() {
             }
             2 => {
                 assert_eq!(reply.order_id, "ord-999");
-                assert!(reply.text.contains("can't find order ord-999"), "{}", reply.text);
+                assert!(
+                    reply.text.contains("can't find order ord-999"),
+                    "{}",
+                    reply.text
+                );
             }
             _ => assert_eq!(reply.order_id, ""),
         }
@@ -77,7 +87,9 @@ async fn the_agent_answers_each_message_in_turn_about_the_order_mentioned() {
 async fn answers_keep_the_order_of_messages_sent_at_once() {
     let support = start(SupportConfig::default()).await.unwrap();
     let mut client = support_client(&support).await;
-    let messages: Vec<_> = (0..50).map(|i| message(&format!("about ord-{i}"))).collect();
+    let messages: Vec<_> = (0..50)
+        .map(|i| message(&format!("about ord-{i}")))
+        .collect();
     let replies: Vec<_> = client
         .chat(tokio_stream::iter(messages))
         .await
@@ -99,11 +111,19 @@ async fn an_empty_or_oversized_message_ends_the_chat_invalid_argument() {
     let mut client = support_client(&support).await;
     for bad in [String::new(), "x".repeat(2_001)] {
         let messages = vec![message("hello"), message(&bad), message("never answered")];
-        let mut replies = client.chat(tokio_stream::iter(messages)).await.unwrap().into_inner();
+        let mut replies = client
+            .chat(tokio_stream::iter(messages))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(replies.next().await.unwrap().unwrap().in_reply_to, 0);
         let status = replies.next().await.unwrap().unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().starts_with("text: message 1"), "{}", status.message());
+        assert!(
+            status.message().starts_with("text: message 1"),
+            "{}",
+            status.message()
+        );
         assert!(replies.next().await.is_none());
     }
 }
@@ -124,5 +144,8 @@ async fn a_chat_past_its_message_limit_ends_resource_exhausted() {
         .await;
     assert_eq!(replies.len(), 3);
     assert!(replies[..2].iter().all(Result::is_ok));
-    assert_eq!(replies[2].as_ref().unwrap_err().code(), Code::ResourceExhausted);
+    assert_eq!(
+        replies[2].as_ref().unwrap_err().code(),
+        Code::ResourceExhausted
+    );
 }

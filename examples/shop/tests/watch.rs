@@ -18,7 +18,11 @@ const SLOW_STEP_MILLIS: u32 = 30_000;
 async fn watch_sends_every_status_and_ends_after_delivered() {
     let orders = start(OrdersConfig::default()).await.unwrap();
     let mut client = orders_client(&orders).await;
-    let placed = client.place_order(sample_order("cus-1")).await.unwrap().into_inner();
+    let placed = client
+        .place_order(sample_order("cus-1"))
+        .await
+        .unwrap()
+        .into_inner();
 
     let request = WatchOrderRequest {
         order_id: placed.order_id.clone(),
@@ -48,14 +52,26 @@ async fn watch_sends_every_status_and_ends_after_delivered() {
         .await
         .unwrap();
     assert_eq!(order.into_inner().status(), Delivered);
-    assert!(wait_until(Duration::from_secs(5), || orders.metrics().watchers_completed() == 1).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || orders
+            .metrics()
+            .watchers_completed()
+            == 1)
+        .await
+    );
 
     // Watching a delivered order sends its status once and ends.
     let request = WatchOrderRequest {
         order_id: placed.order_id,
         step_millis: SLOW_STEP_MILLIS,
     };
-    let again: Vec<_> = client.watch_order(request).await.unwrap().into_inner().collect().await;
+    let again: Vec<_> = client
+        .watch_order(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .collect()
+        .await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].as_ref().unwrap().status(), Delivered);
 }
@@ -74,7 +90,11 @@ async fn watch_of_an_unknown_order_is_not_found_and_a_huge_step_is_invalid() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
-    let placed = client.place_order(sample_order("cus-1")).await.unwrap().into_inner();
+    let placed = client
+        .place_order(sample_order("cus-1"))
+        .await
+        .unwrap()
+        .into_inner();
     let status = client
         .watch_order(WatchOrderRequest {
             order_id: placed.order_id,
@@ -83,7 +103,11 @@ async fn watch_of_an_unknown_order_is_not_found_and_a_huge_step_is_invalid() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().starts_with("step_millis:"), "{}", status.message());
+    assert!(
+        status.message().starts_with("step_millis:"),
+        "{}",
+        status.message()
+    );
     assert_eq!(orders.metrics().watchers_started(), 0);
 }
 
@@ -91,7 +115,11 @@ async fn watch_of_an_unknown_order_is_not_found_and_a_huge_step_is_invalid() {
 async fn a_watch_past_its_deadline_ends_deadline_exceeded_and_its_producer_stops() {
     let orders = start(OrdersConfig::default()).await.unwrap();
     let mut client = orders_client(&orders).await;
-    let placed = client.place_order(sample_order("cus-1")).await.unwrap().into_inner();
+    let placed = client
+        .place_order(sample_order("cus-1"))
+        .await
+        .unwrap()
+        .into_inner();
 
     let mut request = Request::new(WatchOrderRequest {
         order_id: placed.order_id,
@@ -107,7 +135,12 @@ async fn a_watch_past_its_deadline_ends_deadline_exceeded_and_its_producer_stops
     assert_eq!(end.unwrap().unwrap_err().code(), Code::DeadlineExceeded);
 
     let metrics = orders.metrics().clone();
-    assert!(wait_until(Duration::from_secs(5), || metrics.watchers_deadline_exceeded() == 1).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || metrics
+            .watchers_deadline_exceeded()
+            == 1)
+        .await
+    );
     assert_eq!(metrics.watchers_cancelled(), 0);
     assert_eq!(metrics.watchers_completed(), 0);
 }
@@ -116,14 +149,21 @@ async fn a_watch_past_its_deadline_ends_deadline_exceeded_and_its_producer_stops
 async fn dropping_a_watch_stops_its_producer() {
     let orders = start(OrdersConfig::default()).await.unwrap();
     let mut client = orders_client(&orders).await;
-    let placed = client.place_order(sample_order("cus-1")).await.unwrap().into_inner();
+    let placed = client
+        .place_order(sample_order("cus-1"))
+        .await
+        .unwrap()
+        .into_inner();
 
     let request = WatchOrderRequest {
         order_id: placed.order_id.clone(),
         step_millis: SLOW_STEP_MILLIS,
     };
     let mut updates = client.watch_order(request).await.unwrap().into_inner();
-    assert_eq!(updates.next().await.unwrap().unwrap().status(), OrderStatus::Placed);
+    assert_eq!(
+        updates.next().await.unwrap().unwrap().status(),
+        OrderStatus::Placed
+    );
     let metrics = orders.metrics().clone();
     assert_eq!(metrics.watchers_cancelled(), 0);
     drop(updates);

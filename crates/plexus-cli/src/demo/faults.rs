@@ -39,7 +39,8 @@ pub(super) async fn deadline(
         Err(status) => Some(status),
         Ok(stream) => {
             // Bounded: far past the budget, well before the next step.
-            let updates = tokio::time::timeout(budget * 40, stream.into_inner().collect::<Vec<_>>()).await;
+            let updates =
+                tokio::time::timeout(budget * 40, stream.into_inner().collect::<Vec<_>>()).await;
             match updates {
                 Ok(updates) => updates.into_iter().find_map(Result::err),
                 Err(_) => {
@@ -59,8 +60,14 @@ pub(super) async fn deadline(
         None if violations.is_empty() => violations.push("the stream ended OK".to_owned()),
         None => {}
     }
-    if !wait_until(SERVER_BOUND, || metrics.watchers_deadline_exceeded() > before).await {
-        violations.push(format!("the server did not stop the watch within {SERVER_BOUND:?}"));
+    if !wait_until(SERVER_BOUND, || {
+        metrics.watchers_deadline_exceeded() > before
+    })
+    .await
+    {
+        violations.push(format!(
+            "the server did not stop the watch within {SERVER_BOUND:?}"
+        ));
     }
     let mut latency = Latency::new();
     latency.record(elapsed);
@@ -69,14 +76,21 @@ pub(super) async fn deadline(
         calls: 1,
         ok: u64::from(violations.is_empty()),
         latency,
-        invariant: Invariant::check(format!("DEADLINE_EXCEEDED seen ({budget:?} budget)"), &violations),
+        invariant: Invariant::check(
+            format!("DEADLINE_EXCEEDED seen ({budget:?} budget)"),
+            &violations,
+        ),
     }
 }
 
 /// A watch dropped by its client after the first update must stop its
 /// producer on the server. The latency is from the drop to the server's
 /// counter showing it.
-pub(super) async fn cancellation(client: &OrdersClient<Channel>, metrics: &Arc<OrdersMetrics>, order_id: &str) -> Row {
+pub(super) async fn cancellation(
+    client: &OrdersClient<Channel>,
+    metrics: &Arc<OrdersMetrics>,
+    order_id: &str,
+) -> Row {
     let before = metrics.watchers_cancelled();
     let request = WatchOrderRequest {
         order_id: order_id.to_owned(),

@@ -72,8 +72,14 @@ impl Shop {
     }
 
     async fn shutdown(self) -> anyhow::Result<()> {
-        self.support.shutdown().await.context("stopping the support service")?;
-        self.orders.shutdown().await.context("stopping the orders service")?;
+        self.support
+            .shutdown()
+            .await
+            .context("stopping the support service")?;
+        self.orders
+            .shutdown()
+            .await
+            .context("stopping the orders service")?;
         Ok(())
     }
 }
@@ -95,7 +101,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|r| format!("{} ({})", r.pattern, r.invariant.claim))
         .collect();
     if !failed.is_empty() {
-        anyhow::bail!("{} invariant(s) failed: {}", failed.len(), failed.join(", "));
+        anyhow::bail!(
+            "{} invariant(s) failed: {}",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     println!(
         "\nevery invariant holds; {:.2} s in all",
@@ -132,14 +142,22 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
             unary.invariant.violation.as_deref().unwrap_or_default()
         );
     }
-    let server_streaming = orders::server_streaming(&orders_client, &ids[..WATCHES], WATCH_STEP_MILLIS).await;
+    let server_streaming =
+        orders::server_streaming(&orders_client, &ids[..WATCHES], WATCH_STEP_MILLIS).await;
     let client_streaming = orders::client_streaming(&orders_client, IMPORT_ORDERS).await;
     let bidi = support::bidi(&support_client, CHATS, CHAT_MESSAGES, &ids).await;
     let deadline = faults::deadline(&orders_client, metrics, &ids[WATCHES], DEADLINE_BUDGET).await;
     let cancellation = faults::cancellation(&orders_client, metrics, &ids[WATCHES + 1]).await;
     let sample = ids[ids.len() - 1].clone();
     Ok((
-        vec![unary, server_streaming, client_streaming, bidi, deadline, cancellation],
+        vec![
+            unary,
+            server_streaming,
+            client_streaming,
+            bidi,
+            deadline,
+            cancellation,
+        ],
         sample,
     ))
 }
@@ -157,7 +175,9 @@ async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {
          \x20 plexus call {orders} shop.orders.v1.Orders/WatchOrder -d '{{\"order_id\":\"{order_id}\",\"step_millis\":500}}'\n\
          \x20 plexus call {support} shop.support.v1.Support/Chat -d -    # then type {{\"text\":\"where is {order_id}?\"}}"
     );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     println!("stopping the shop");
     Ok(())
 }

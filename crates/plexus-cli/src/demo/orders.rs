@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use futures::StreamExt as _;
 use plexus_rpc::client::Channel;
 use shop::orders::v1::orders_client::OrdersClient;
-use shop::orders::v1::{GetOrderRequest, LineItem, OrderStatus, PlaceOrderRequest, WatchOrderRequest};
+use shop::orders::v1::{
+    GetOrderRequest, LineItem, OrderStatus, PlaceOrderRequest, WatchOrderRequest,
+};
 use tokio::time::Instant;
 
 use super::report::{Invariant, Latency, Row};
@@ -93,7 +95,10 @@ pub(super) async fn unary(client: &OrdersClient<Channel>, count: usize) -> (Row,
                 let found = found.into_inner();
                 let sent = order(i);
                 if found.customer_id != sent.customer_id || found.items != sent.items {
-                    violations.push(format!("{} does not hold what order {i} sent", found.order_id));
+                    violations.push(format!(
+                        "{} does not hold what order {i} sent",
+                        found.order_id
+                    ));
                 }
             }
             Err(status) => violations.push(format!("GetOrder of order {i}: {status}")),
@@ -112,7 +117,11 @@ pub(super) async fn unary(client: &OrdersClient<Channel>, count: usize) -> (Row,
 }
 
 /// Watches each order to the end, all at once.
-pub(super) async fn server_streaming(client: &OrdersClient<Channel>, ids: &[String], step_millis: u32) -> Row {
+pub(super) async fn server_streaming(
+    client: &OrdersClient<Channel>,
+    ids: &[String],
+    step_millis: u32,
+) -> Row {
     use OrderStatus::*;
     let expected = [Placed, Paid, Packed, Shipped, Delivered];
     let watches = ids.iter().map(|order_id| {
@@ -136,7 +145,10 @@ pub(super) async fn server_streaming(client: &OrdersClient<Channel>, ids: &[Stri
     let mut ok = 0;
     for (order_id, elapsed, updates) in futures::future::join_all(watches).await {
         latency.record(elapsed);
-        let statuses: Result<Vec<OrderStatus>, _> = updates.iter().map(|u| u.as_ref().map(|u| u.status())).collect();
+        let statuses: Result<Vec<OrderStatus>, _> = updates
+            .iter()
+            .map(|u| u.as_ref().map(|u| u.status()))
+            .collect();
         match statuses {
             Ok(statuses) if statuses == expected => ok += 1,
             Ok(statuses) => violations.push(format!("{order_id}: saw {statuses:?}")),
@@ -159,7 +171,10 @@ pub(super) async fn client_streaming(client: &OrdersClient<Channel>, count: usiz
     // Offset the customers so the import is told apart from the unary orders.
     let batch: Vec<_> = (0..count).map(|i| order(10_000 + i)).collect();
     let start = Instant::now();
-    let reply = client.clone().import_orders(futures::stream::iter(batch.clone())).await;
+    let reply = client
+        .clone()
+        .import_orders(futures::stream::iter(batch.clone()))
+        .await;
     latency.record(start.elapsed());
     let reply = match reply {
         Ok(reply) => reply.into_inner(),

@@ -38,7 +38,11 @@ impl Invariant {
     pub(super) fn check(claim: impl Into<String>, violations: &[String]) -> Self {
         let violation = (!violations.is_empty()).then(|| {
             let shown: Vec<&str> = violations.iter().take(3).map(String::as_str).collect();
-            format!("{} violation(s), first: {}", violations.len(), shown.join("; "))
+            format!(
+                "{} violation(s), first: {}",
+                violations.len(),
+                shown.join("; ")
+            )
         });
         Invariant {
             claim: claim.into(),
@@ -78,7 +82,13 @@ pub(super) fn table(rows: &[Row]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|c| cells.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for (i, row) in cells.iter().enumerate() {
@@ -137,14 +147,19 @@ mod tests {
                 calls: 1,
                 ok: 0,
                 latency: Latency::new(),
-                invariant: Invariant::check("server saw the cancel", &["not within 2 s".to_owned()]),
+                invariant: Invariant::check(
+                    "server saw the cancel",
+                    &["not within 2 s".to_owned()],
+                ),
             },
         ];
         let text = table(&rows);
         assert!(text.contains("✓ every order readable back"), "{text}");
         assert!(text.contains("1.50 ms"), "{text}");
         assert!(
-            text.contains("✗ cancellation: server saw the cancel: 1 violation(s), first: not within 2 s"),
+            text.contains(
+                "✗ cancellation: server saw the cancel: 1 violation(s), first: not within 2 s"
+            ),
             "{text}"
         );
     }

@@ -37,7 +37,8 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of `shop.orders.v1`, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shop.orders.v1_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shop.orders.v1_descriptor.bin"));
 
 /// The status after `status` in the fulfilment, or `None` after DELIVERED.
 pub fn next_status(status: v1::OrderStatus) -> Option<v1::OrderStatus> {

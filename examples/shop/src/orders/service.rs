@@ -12,8 +12,8 @@ use super::metrics::OrdersMetrics;
 use super::store::OrderStore;
 use super::v1::orders_server::{Orders, OrdersServer};
 use super::v1::{
-    GetOrderRequest, ImportOrdersResponse, Order, OrderUpdate, PlaceOrderRequest, PlaceOrderResponse, Rejection,
-    WatchOrderRequest,
+    GetOrderRequest, ImportOrdersResponse, Order, OrderUpdate, PlaceOrderRequest,
+    PlaceOrderResponse, Rejection, WatchOrderRequest,
 };
 use super::validate::{check_id, validate};
 use super::watch::{self, Watch};
@@ -67,7 +67,10 @@ pub type UpdateStream = ReceiverStream<Result<OrderUpdate, Status>>;
 
 #[tonic::async_trait]
 impl Orders for OrdersService {
-    async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Result<Response<PlaceOrderResponse>, Status> {
+    async fn place_order(
+        &self,
+        request: Request<PlaceOrderRequest>,
+    ) -> Result<Response<PlaceOrderResponse>, Status> {
         let order = validate(request.into_inner(), self.config.max_items_per_order)?;
         let stored = self.store.insert(order)?;
         OrdersMetrics::add(&self.metrics.orders_placed, 1);
@@ -78,7 +81,10 @@ impl Orders for OrdersService {
         }))
     }
 
-    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
         let GetOrderRequest { order_id } = request.into_inner();
         check_id("order_id", &order_id)?;
         match self.store.get(&order_id) {
@@ -89,9 +95,15 @@ impl Orders for OrdersService {
 
     type WatchOrderStream = UpdateStream;
 
-    async fn watch_order(&self, request: Request<WatchOrderRequest>) -> Result<Response<UpdateStream>, Status> {
+    async fn watch_order(
+        &self,
+        request: Request<WatchOrderRequest>,
+    ) -> Result<Response<UpdateStream>, Status> {
         let ctx = CallContext::from_request(&request).cloned();
-        let WatchOrderRequest { order_id, step_millis } = request.into_inner();
+        let WatchOrderRequest {
+            order_id,
+            step_millis,
+        } = request.into_inner();
         check_id("order_id", &order_id)?;
         let step = self.watch_step(step_millis)?;
         if self.store.get(&order_id).is_none() {

@@ -14,7 +14,10 @@ pub async fn start(config: OrdersConfig) -> Result<Running<OrdersMetrics>, plexu
 }
 
 /// Serves the orders service on `addr`, with health and reflection.
-pub async fn start_on(addr: &str, config: OrdersConfig) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
+pub async fn start_on(
+    addr: &str,
+    config: OrdersConfig,
+) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
     let service = OrdersService::new(config);
     let metrics = service.metrics();
     let server = Server::builder()

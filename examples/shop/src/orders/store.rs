@@ -48,7 +48,9 @@ impl OrderStore {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the map consistent (every
         // change is a single insert or field write), so keep serving.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn full(&self, stored: usize, adding: usize) -> Status {
@@ -74,7 +76,10 @@ impl OrderStore {
         if inner.orders.len() + orders.len() > self.capacity {
             return Err(self.full(inner.orders.len(), orders.len()));
         }
-        Ok(orders.into_iter().map(|o| inner.insert(o).order_id).collect())
+        Ok(orders
+            .into_iter()
+            .map(|o| inner.insert(o).order_id)
+            .collect())
     }
 
     /// A copy of the order.
@@ -117,8 +122,15 @@ mod tests {
         store.insert(order()).unwrap();
         let error = store.insert(order()).unwrap_err();
         assert_eq!(error.code(), tonic::Code::ResourceExhausted);
-        assert!(error.message().contains("max_orders"), "{}", error.message());
-        assert!(store.get("ord-3").is_none(), "nothing of the refused import is stored");
+        assert!(
+            error.message().contains("max_orders"),
+            "{}",
+            error.message()
+        );
+        assert!(
+            store.get("ord-3").is_none(),
+            "nothing of the refused import is stored"
+        );
     }
 
     #[test]

@@ -50,11 +50,17 @@ impl From<FieldError> for Status {
 }
 
 /// Checks `request` and computes its total.
-pub(crate) fn validate(request: PlaceOrderRequest, max_items: usize) -> Result<ValidOrder, FieldError> {
+pub(crate) fn validate(
+    request: PlaceOrderRequest,
+    max_items: usize,
+) -> Result<ValidOrder, FieldError> {
     let PlaceOrderRequest { customer_id, items } = request;
     check_id("customer_id", &customer_id)?;
     if items.is_empty() {
-        return Err(FieldError::new("items", "is empty; an order needs at least one line"));
+        return Err(FieldError::new(
+            "items",
+            "is empty; an order needs at least one line",
+        ));
     }
     if items.len() > max_items {
         return Err(FieldError::new(
@@ -105,7 +111,10 @@ pub(crate) fn check_id(field: &str, value: &str) -> Result<(), FieldError> {
     if value.len() > MAX_ID_BYTES {
         return Err(FieldError::new(
             field,
-            format!("is {} bytes long; at most {MAX_ID_BYTES} are allowed", value.len()),
+            format!(
+                "is {} bytes long; at most {MAX_ID_BYTES} are allowed",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -142,9 +151,15 @@ mod tests {
             (order(vec![]), "items"),
             (order(vec![item("a", 1, 1), item("", 1, 1)]), "items[1].sku"),
             (order(vec![item("a", 0, 1)]), "items[0].quantity"),
-            (order(vec![item("a", MAX_QUANTITY + 1, 1)]), "items[0].quantity"),
+            (
+                order(vec![item("a", MAX_QUANTITY + 1, 1)]),
+                "items[0].quantity",
+            ),
             (order(vec![item("a", 1, 0)]), "items[0].unit_price_cents"),
-            (order(vec![item(&"x".repeat(MAX_ID_BYTES + 1), 1, 1)]), "items[0].sku"),
+            (
+                order(vec![item(&"x".repeat(MAX_ID_BYTES + 1), 1, 1)]),
+                "items[0].sku",
+            ),
             (
                 PlaceOrderRequest {
                     customer_id: " ".to_owned(),

@@ -45,9 +45,16 @@ pub(crate) fn spawn(
     rx
 }
 
-async fn produce(watch: Watch, tx: mpsc::Sender<Result<OrderUpdate, Status>>, mut outcome: Outcome) {
+async fn produce(
+    watch: Watch,
+    tx: mpsc::Sender<Result<OrderUpdate, Status>>,
+    mut outcome: Outcome,
+) {
     let Watch {
-        store, order_id, step, ..
+        store,
+        order_id,
+        step,
+        ..
     } = watch;
     let mut status = match store.get(&order_id) {
         Some(order) => order.status(),
@@ -86,7 +93,9 @@ async fn produce(watch: Watch, tx: mpsc::Sender<Result<OrderUpdate, Status>>, mu
 }
 
 pub(crate) fn not_found(order_id: &str) -> Status {
-    Status::not_found(format!("order {order_id} not found; check the id PlaceOrder returned"))
+    Status::not_found(format!(
+        "order {order_id} not found; check the id PlaceOrder returned"
+    ))
 }
 
 /// Counts how the producer ended, when it ends: completed, or stopped by a

@@ -36,7 +36,9 @@ impl Agent {
             };
         };
         let text = match self.orders.as_mut() {
-            None => format!("Thanks, I have noted order {order_id}; an agent will follow up shortly."),
+            None => {
+                format!("Thanks, I have noted order {order_id}; an agent will follow up shortly.")
+            }
             Some(orders) => {
                 let mut request = Request::new(GetOrderRequest {
                     order_id: order_id.to_owned(),
@@ -45,12 +47,16 @@ impl Agent {
                 match orders.get_order(request).await {
                     Ok(order) => describe(&order.into_inner()),
                     Err(status) if status.code() == Code::NotFound => {
-                        format!("I can't find order {order_id}. Could you check the number on your confirmation?")
+                        format!(
+                            "I can't find order {order_id}. Could you check the number on your confirmation?"
+                        )
                     }
                     Err(status) => {
                         SupportMetrics::add(&self.metrics.lookups_failed);
                         tracing::warn!(%order_id, code = ?status.code(), message = status.message(), "order lookup failed");
-                        format!("I can't look up order {order_id} right now; an agent will follow up shortly.")
+                        format!(
+                            "I can't look up order {order_id} right now; an agent will follow up shortly."
+                        )
                     }
                 }
             }
@@ -88,7 +94,10 @@ mod tests {
 
     #[test]
     fn finds_the_first_order_id() {
-        assert_eq!(mentioned_order("where is ord-42? and ord-7"), Some("ord-42"));
+        assert_eq!(
+            mentioned_order("where is ord-42? and ord-7"),
+            Some("ord-42")
+        );
         assert_eq!(mentioned_order("(ord-1)."), Some("ord-1"));
         assert_eq!(mentioned_order("ord- ord-x word-12 ord-12a"), None);
         assert_eq!(mentioned_order("hello"), None);

@@ -27,4 +27,5 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of `shop.support.v1`, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shop.support.v1_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/shop.support.v1_descriptor.bin"));

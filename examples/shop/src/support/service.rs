@@ -53,7 +53,10 @@ pub type ReplyStream = ReceiverStream<Result<ChatReply, Status>>;
 impl Support for SupportService {
     type ChatStream = ReplyStream;
 
-    async fn chat(&self, request: Request<Streaming<ChatMessage>>) -> Result<Response<ReplyStream>, Status> {
+    async fn chat(
+        &self,
+        request: Request<Streaming<ChatMessage>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         SupportMetrics::add(&self.metrics.chats_started);
         let ctx = CallContext::from_request(&request).cloned();
         let (tx, rx) = mpsc::channel(self.config.reply_buffer.max(1));

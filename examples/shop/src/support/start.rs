@@ -17,9 +17,14 @@ pub async fn start(config: SupportConfig) -> Result<Running<SupportMetrics>, ple
 }
 
 /// Serves the support service on `addr`, with health and reflection.
-pub async fn start_on(addr: &str, config: SupportConfig) -> Result<Running<SupportMetrics>, plexus_rpc::Error> {
+pub async fn start_on(
+    addr: &str,
+    config: SupportConfig,
+) -> Result<Running<SupportMetrics>, plexus_rpc::Error> {
     let orders = match &config.orders_url {
-        Some(url) => Some(OrdersClient::new(ClientBuilder::new(url.clone()).connect_lazy()?)),
+        Some(url) => Some(OrdersClient::new(
+            ClientBuilder::new(url.clone()).connect_lazy()?,
+        )),
         None => None,
     };
     let service = SupportService::new(config, orders);
