@@ -2,14 +2,15 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod h2raw;
 pub mod raw_grpc;
 
+use plexus_rpc::Server;
 use plexus_rpc::client::{Channel, ClientBuilder};
 use plexus_rpc::echo::v1::echo_client::EchoClient;
 use plexus_rpc::echo::v1::echo_server::{Echo, EchoServer};
 use plexus_rpc::echo::{EchoService, FILE_DESCRIPTOR_SET};
 use plexus_rpc::server::{Limits, ServerHandle};
-use plexus_rpc::Server;
 
 /// Starts `service` as the Echo service on a free loopback port.
 pub async fn start<E: Echo>(service: E) -> ServerHandle {
@@ -34,7 +35,10 @@ pub async fn start_echo_with_limits(limits: Limits) -> ServerHandle {
 
 /// A plexus client of the server.
 pub async fn client(server: &ServerHandle) -> EchoClient<Channel> {
-    let channel = ClientBuilder::new(server.url()).connect().await.expect("connect");
+    let channel = ClientBuilder::new(server.url())
+        .connect()
+        .await
+        .expect("connect");
     EchoClient::new(channel)
 }
 

@@ -1,0 +1,339 @@
+//! Raw HTTP/2 for tests that must misbehave on purpose.
+//!
+//! - [`Frame`], [`RawConn`]: hand-written frames (9-byte header, HPACK
+//!   literals without Huffman) on a plain TCP stream, for clients that never
+//!   answer PINGs or flood the server with resets.
+//! - [`H2Client`]: a gRPC call over the `h2` crate with any headers and any
+//!   body bytes, for requests tonic's client will not send (truncated frames,
+//!   malformed protobuf, expired deadlines, unknown paths).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+/// The client connection preface.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Frame types (RFC 9113 §6).
+pub const DATA: u8 = 0x0;
+pub const HEADERS: u8 = 0x1;
+pub const RST_STREAM: u8 = 0x3;
+pub const SETTINGS: u8 = 0x4;
+pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
+
+/// Flags.
+pub const END_STREAM: u8 = 0x1;
+pub const ACK: u8 = 0x1;
+pub const END_HEADERS: u8 = 0x4;
+
+/// Error codes.
+pub const CANCEL: u32 = 0x8;
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// Largest payload a frame header can declare (24-bit length).
+const MAX_PAYLOAD: usize = (1 << 24) - 1;
+
+/// One HTTP/2 frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    pub fn new(kind: u8, flags: u8, stream: u32, payload: Vec<u8>) -> Frame {
+        assert!(
+            payload.len() <= MAX_PAYLOAD,
+            "frame payload of {} bytes",
+            payload.len()
+        );
+        Frame {
+            kind,
+            flags,
+            stream,
+            payload,
+        }
+    }
+
+    /// SETTINGS with these (identifier, value) pairs.
+    pub fn settings(pairs: &[(u16, u32)]) -> Frame {
+        let mut payload = Vec::with_capacity(pairs.len() * 6);
+        for (id, value) in pairs {
+            payload.extend_from_slice(&id.to_be_bytes());
+            payload.extend_from_slice(&value.to_be_bytes());
+        }
+        Frame::new(SETTINGS, 0, 0, payload)
+    }
+
+    pub fn settings_ack() -> Frame {
+        Frame::new(SETTINGS, ACK, 0, Vec::new())
+    }
+
+    /// HEADERS carrying a whole header block (END_HEADERS set).
+    pub fn headers(stream: u32, block: Vec<u8>, end_stream: bool) -> Frame {
+        let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
+        Frame::new(HEADERS, flags, stream, block)
+    }
+
+    pub fn data(stream: u32, data: Vec<u8>, end_stream: bool) -> Frame {
+        Frame::new(DATA, if end_stream { END_STREAM } else { 0 }, stream, data)
+    }
+
+    pub fn rst_stream(stream: u32, code: u32) -> Frame {
+        Frame::new(RST_STREAM, 0, stream, code.to_be_bytes().to_vec())
+    }
+
+    /// The frame on the wire: 24-bit length, type, flags, 31-bit stream id, payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = u32::try_from(self.payload.len()).expect("payload length checked in new");
+        let mut out = Vec::with_capacity(9 + self.payload.len());
+        out.extend_from_slice(&len.to_be_bytes()[1..]);
+        out.push(self.kind);
+        out.push(self.flags);
+        out.extend_from_slice(&(self.stream & 0x7fff_ffff).to_be_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    /// The error code of a GOAWAY frame.
+    pub fn goaway_code(&self) -> Option<u32> {
+        (self.kind == GOAWAY && self.payload.len() >= 8)
+            .then(|| u32::from_be_bytes(self.payload[4..8].try_into().expect("4 bytes")))
+    }
+}
+
+/// Appends an HPACK integer with an `n`-bit prefix whose high bits are `high`.
+fn hpack_int(out: &mut Vec<u8>, high: u8, prefix_bits: u32, mut value: usize) {
+    let max = (1usize << prefix_bits) - 1;
+    if value < max {
+        out.push(high | value as u8);
+        return;
+    }
+    out.push(high | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a "literal header field without indexing, new name" with plain
+/// (non-Huffman) strings (RFC 7541 §6.2.2).
+pub fn hpack_literal(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.push(0x00);
+    hpack_int(out, 0x00, 7, name.len());
+    out.extend_from_slice(name.as_bytes());
+    hpack_int(out, 0x00, 7, value.len());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// The header block of a gRPC request to `path`.
+pub fn grpc_request_block(authority: &str, path: &str) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        hpack_literal(&mut block, name, value);
+    }
+    block
+}
+
+/// A gRPC message: uncompressed flag, 4-byte big-endian length, payload.
+pub fn grpc_message(payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("test messages are under 4 GiB");
+    let mut out = vec![0u8];
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// How a raw connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// The server sent GOAWAY with this error code (and may then close).
+    GoAway(u32),
+    /// The server closed the TCP connection (EOF or reset) without GOAWAY.
+    Eof,
+}
+
+/// A TCP connection that speaks HTTP/2 frame by frame.
+pub struct RawConn {
+    tcp: TcpStream,
+    read_buf: BytesMut,
+}
+
+impl RawConn {
+    /// Connects and sends the preface and an empty SETTINGS frame.
+    pub async fn open(addr: SocketAddr) -> std::io::Result<RawConn> {
+        let mut conn = RawConn {
+            tcp: TcpStream::connect(addr).await?,
+            read_buf: BytesMut::new(),
+        };
+        let mut hello = PREFACE.to_vec();
+        hello.extend(Frame::settings(&[]).encode());
+        conn.tcp.write_all(&hello).await?;
+        Ok(conn)
+    }
+
+    /// Writes these frames in one write (one burst on the wire).
+    pub async fn send(&mut self, frames: &[Frame]) -> std::io::Result<()> {
+        let bytes: Vec<u8> = frames.iter().flat_map(Frame::encode).collect();
+        self.tcp.write_all(&bytes).await
+    }
+
+    /// The next frame, or `None` once the server closed the connection (EOF
+    /// or reset).
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            if self.read_buf.len() >= 9 {
+                let len =
+                    u32::from_be_bytes([0, self.read_buf[0], self.read_buf[1], self.read_buf[2]])
+                        as usize;
+                if self.read_buf.len() >= 9 + len {
+                    let head = self.read_buf.split_to(9);
+                    let payload = self.read_buf.split_to(len).to_vec();
+                    let stream =
+                        u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                    return Some(Frame::new(head[3], head[4], stream, payload));
+                }
+            }
+            match self.tcp.read_buf(&mut self.read_buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Reads frames until the server ends the connection, acknowledging its
+    /// SETTINGS but never answering PINGs; `on_frame` sees every frame.
+    /// `None` if the connection is still open after `bound`.
+    pub async fn until_closed(
+        &mut self,
+        bound: Duration,
+        mut on_frame: impl FnMut(&Frame),
+    ) -> Option<Closed> {
+        tokio::time::timeout(bound, async {
+            loop {
+                let Some(frame) = self.next_frame().await else {
+                    return Closed::Eof;
+                };
+                on_frame(&frame);
+                if let Some(code) = frame.goaway_code() {
+                    return Closed::GoAway(code);
+                }
+                if frame.kind == SETTINGS && frame.flags & ACK == 0 {
+                    // A failed write means the server is gone; the next read says so.
+                    let _ = self.send(&[Frame::settings_ack()]).await;
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+}
+
+/// What a gRPC call over [`H2Client`] got back.
+#[derive(Debug)]
+pub struct GrpcReply {
+    pub http_status: StatusCode,
+    /// `grpc-status`/`grpc-message` from the trailers, or from the headers of
+    /// a trailers-only response.
+    pub status: Option<tonic::Status>,
+    /// The response body (gRPC messages, prefixes included).
+    pub body: Bytes,
+}
+
+/// One HTTP/2 connection made with the `h2` crate, driven on a task.
+pub struct H2Client {
+    send: h2::client::SendRequest<Bytes>,
+    conn: JoinHandle<()>,
+    authority: String,
+}
+
+impl H2Client {
+    pub async fn connect(addr: SocketAddr) -> anyhow::Result<H2Client> {
+        let tcp = TcpStream::connect(addr).await?;
+        let (send, connection) = h2::client::handshake(tcp).await?;
+        let conn = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(H2Client {
+            send,
+            conn,
+            authority: addr.to_string(),
+        })
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.conn.is_finished()
+    }
+
+    /// A gRPC POST to `path` with extra `headers` and exactly `body` as the
+    /// request body (sent with END_STREAM).
+    pub async fn call(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<GrpcReply> {
+        let mut request = Request::post(format!("http://{}{path}", self.authority))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(())?;
+        let mut send = self.send.clone().ready().await?;
+        let (response, mut stream) = send.send_request(request, false)?;
+        stream.send_data(Bytes::from(body), true)?;
+        let response = response.await?;
+        let http_status = response.status();
+        let mut status = status_of(response.headers());
+        let mut recv = response.into_body();
+        let mut body = BytesMut::new();
+        // A response whose headers ended the stream (trailers-only, or an
+        // HTTP error such as 431) has nothing more to read.
+        if !recv.is_end_stream() {
+            while let Some(chunk) = recv.data().await {
+                let chunk = chunk?;
+                recv.flow_control().release_capacity(chunk.len())?;
+                body.put(chunk);
+            }
+            if status.is_none()
+                && let Some(trailers) = recv.trailers().await?
+            {
+                status = status_of(&trailers);
+            }
+        }
+        Ok(GrpcReply {
+            http_status,
+            status,
+            body: body.freeze(),
+        })
+    }
+}
+
+impl Drop for H2Client {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+fn status_of(headers: &HeaderMap) -> Option<tonic::Status> {
+    tonic::Status::from_header_map(headers)
+}
