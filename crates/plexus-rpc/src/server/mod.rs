@@ -26,6 +26,7 @@ mod connection_info;
 mod handle;
 mod limits;
 mod serve;
+mod unimplemented;
 
 pub use builder::{BoundServer, Server};
 pub use connection_info::ConnectionInfo;

@@ -24,6 +24,7 @@ use tonic::service::Routes;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::unimplemented::NameUnimplemented;
 use super::{ConnectionInfo, Limits};
 use crate::auth::{Auth, AuthLayer, Identity};
 use crate::context::{Context, ContextLayer};
@@ -91,14 +92,15 @@ struct ConnectionService {
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = <Context<Guarded> as Service<Request<Body>>>::Future;
+    type Future = NameUnimplemented<<Context<Guarded> as Service<Request<Body>>>::Future>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(self.info.clone());
+        let uri = req.uri().clone();
         // Every layer of the stack is always ready (tonic's router is), so
         // the stack is called without waiting on `poll_ready`.
-        self.stack.service.clone().call(req)
+        NameUnimplemented::new(self.stack.service.clone().call(req), uri)
     }
 }
 
