@@ -630,3 +630,268 @@ async fn a_client_that_stalls_the_tls_handshake_is_disconnected_after_the_timeou
         "closed after {elapsed:?}; the handshake timeout is {timeout:?}"
     );
 }
+
+#[tokio::test]
+async fn the_server_announces_its_http2_limits_and_enforces_the_frame_size() {
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    const INITIAL_WINDOW_SIZE: u16 = 0x4;
+    const MAX_FRAME_SIZE: u16 = 0x5;
+    const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+    const FRAME_SIZE_ERROR: u32 = 0x6;
+    // All different from the defaults.
+    let server = support::start_echo_with_limits(limits(|l| {
+        l.max_concurrent_streams = 7;
+        l.http2_initial_stream_window_size = 512 * 1024;
+        l.http2_initial_connection_window_size = 3 * 1024 * 1024;
+        l.http2_max_frame_size = 32 * 1024;
+        l.max_header_list_size = 12 * 1024;
+    }))
+    .await;
+    let addr = server.local_addr();
+    let authority = addr.to_string();
+
+    let mut conn = RawConn::open(addr).await.unwrap();
+    let (settings, connection_window) = tokio::time::timeout(PROMPT, async {
+        let (mut settings, mut window) = (None, None);
+        while settings.is_none() || window.is_none() {
+            let frame = conn
+                .next_frame()
+                .await
+                .expect("the server closed the connection");
+            match frame.kind {
+                h2raw::SETTINGS if frame.flags & h2raw::ACK == 0 => {
+                    settings = Some(frame.settings_pairs());
+                }
+                h2raw::WINDOW_UPDATE if frame.stream == 0 => {
+                    window = Some(u32::from_be_bytes(frame.payload[..4].try_into().unwrap()));
+                }
+                _ => {}
+            }
+        }
+        (settings.unwrap(), window.unwrap())
+    })
+    .await
+    .expect("the server sends SETTINGS and a connection WINDOW_UPDATE");
+    for expected in [
+        (MAX_CONCURRENT_STREAMS, 7),
+        (INITIAL_WINDOW_SIZE, 512 * 1024),
+        (MAX_FRAME_SIZE, 32 * 1024),
+        (MAX_HEADER_LIST_SIZE, 12 * 1024),
+    ] {
+        assert!(
+            settings.contains(&expected),
+            "{expected:?} not in {settings:?}"
+        );
+    }
+    assert_eq!(
+        connection_window,
+        3 * 1024 * 1024 - 65_535,
+        "the connection window grows to 3 MiB"
+    );
+
+    // The frame size applies once the client acknowledged the settings: a
+    // 20 KiB DATA frame (over the 16 KiB default) is accepted...
+    conn.send(&[Frame::settings_ack()]).await.unwrap();
+    let message = h2raw::grpc_message(&request(20 * 1024).encode_to_vec());
+    assert!(message.len() > 16 * 1024 && message.len() < 32 * 1024);
+    conn.send(&[
+        Frame::headers(1, h2raw::grpc_request_block(&authority, UNARY), false),
+        Frame::data(1, message, true),
+    ])
+    .await
+    .unwrap();
+    let answered = tokio::time::timeout(PROMPT, async {
+        while let Some(frame) = conn.next_frame().await {
+            assert_eq!(frame.goaway_code(), None, "a 20 KiB frame is within 32 KiB");
+            if frame.kind == h2raw::HEADERS && frame.stream == 1 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        answered,
+        Ok(true),
+        "the call with a 20 KiB frame is answered"
+    );
+
+    // ...and a 40 KiB one is a connection error.
+    conn.send(&[
+        Frame::headers(3, h2raw::grpc_request_block(&authority, UNARY), false),
+        Frame::data(3, vec![0; 40 * 1024], true),
+    ])
+    .await
+    .unwrap();
+    let closed = conn.until_closed(PROMPT, |_| {}).await;
+    assert_eq!(closed, Some(Closed::GoAway(FRAME_SIZE_ERROR)));
+
+    assert_serves_new_connection(&server, "after a connection sent an oversized frame").await;
+}
+
+/// A request header block without `:path`: malformed, so the server must
+/// reset the stream itself.
+fn malformed_request(authority: &str, stream: u32) -> Frame {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+    ] {
+        h2raw::hpack_literal(&mut block, name, value);
+    }
+    Frame::headers(stream, block, true)
+}
+
+#[tokio::test]
+async fn a_client_whose_streams_the_server_must_keep_resetting_gets_enhance_your_calm() {
+    const PROTOCOL_ERROR: u32 = 0x1;
+    let server =
+        support::start_echo_with_limits(limits(|l| l.http2_max_local_error_reset_streams = 5))
+            .await;
+    let addr = server.local_addr();
+    let authority = addr.to_string();
+
+    // Under the limit: 3 malformed requests are each reset, and a good call
+    // on the same connection is answered.
+    let mut conn = RawConn::open(addr).await.unwrap();
+    let mut frames: Vec<Frame> = [1, 3, 5]
+        .into_iter()
+        .map(|stream| malformed_request(&authority, stream))
+        .collect();
+    let body = h2raw::grpc_message(
+        &EchoRequest {
+            payload: "ok".into(),
+        }
+        .encode_to_vec(),
+    );
+    frames.push(Frame::headers(
+        7,
+        h2raw::grpc_request_block(&authority, UNARY),
+        false,
+    ));
+    frames.push(Frame::data(7, body, true));
+    conn.send(&frames).await.unwrap();
+    let mut resets = Vec::new();
+    let answered = tokio::time::timeout(PROMPT, async {
+        while let Some(frame) = conn.next_frame().await {
+            assert_eq!(
+                frame.goaway_code(),
+                None,
+                "3 resets are under the limit of 5"
+            );
+            if frame.kind == h2raw::RST_STREAM {
+                let code = u32::from_be_bytes(frame.payload[..4].try_into().unwrap());
+                resets.push((frame.stream, code));
+            }
+            if frame.kind == h2raw::HEADERS && frame.stream == 7 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        answered,
+        Ok(true),
+        "a good call after 3 malformed ones is answered"
+    );
+    assert_eq!(
+        resets,
+        vec![
+            (1, PROTOCOL_ERROR),
+            (3, PROTOCOL_ERROR),
+            (5, PROTOCOL_ERROR)
+        ],
+        "each malformed request was reset"
+    );
+
+    // Over the limit (10 > 5): the connection is ended with ENHANCE_YOUR_CALM.
+    let mut flood = RawConn::open(addr).await.unwrap();
+    let frames: Vec<Frame> = (0..10)
+        .map(|i| malformed_request(&authority, 2 * i + 1))
+        .collect();
+    flood.send(&frames).await.unwrap();
+    // (The RST_STREAM frames sent before it may be dropped with the connection.)
+    let closed = flood.until_closed(PROMPT, |_| {}).await;
+    assert_eq!(closed, Some(Closed::GoAway(h2raw::ENHANCE_YOUR_CALM)));
+
+    assert_serves_new_connection(&server, "after a connection hit the reset limit").await;
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_open_calls_at_most_the_grace_period() {
+    let grace = Duration::from_millis(300);
+    let server = support::start_echo_with_limits(limits(|l| l.shutdown_grace = grace)).await;
+    let addr = server.local_addr();
+    let client = support::client(&server).await;
+    let (tx, rx) = mpsc::channel(4);
+    let mut replies = client
+        .clone()
+        .bidi(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(request(1)).await.unwrap();
+    assert!(replies.message().await.unwrap().is_some());
+
+    let started = Instant::now();
+    let mut shutdown = tokio::spawn(server.shutdown());
+    // The server stops accepting at once...
+    let refused = tokio::time::timeout(PROMPT, async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "still accepting connections {PROMPT:?} after shutdown began"
+    );
+    // ...while the open call goes on being served during the grace period.
+    tx.send(request(2)).await.unwrap();
+    let reply = replies
+        .message()
+        .await
+        .expect("the open call is served during the grace period");
+    assert_eq!(reply.map(|r| r.payload.len()), Some(2));
+    assert!(
+        tokio::time::timeout(grace / 2, &mut shutdown)
+            .await
+            .is_err(),
+        "shutdown finished while a call was open, before the grace period"
+    );
+
+    // When the grace period ends, the call is cut and shutdown returns.
+    let cut = tokio::time::timeout(PROMPT, replies.message())
+        .await
+        .expect("the open call ends when the grace period is over");
+    assert!(cut.is_err(), "the cut call ends with an error, got {cut:?}");
+    tokio::time::timeout(PROMPT, shutdown)
+        .await
+        .expect("shutdown returns after the grace period")
+        .unwrap()
+        .expect("shutdown succeeds");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= grace && elapsed < grace + Duration::from_secs(2),
+        "shutdown took {elapsed:?} with a grace period of {grace:?}"
+    );
+    drop(tx);
+
+    // With no call open, shutdown does not wait for the grace period.
+    let server = support::start_echo_with_limits(limits(|l| l.shutdown_grace = PROMPT)).await;
+    let mut idle = support::client(&server).await;
+    assert_serves(&mut idle, "before shutdown").await;
+    let started = Instant::now();
+    tokio::time::timeout(PROMPT, server.shutdown())
+        .await
+        .expect("shutdown with only idle connections is prompt")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -26,6 +26,7 @@ pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
 pub const PING: u8 = 0x6;
 pub const GOAWAY: u8 = 0x7;
+pub const WINDOW_UPDATE: u8 = 0x8;
 
 /// Flags.
 pub const END_STREAM: u8 = 0x1;
@@ -101,6 +102,20 @@ impl Frame {
         out.extend_from_slice(&(self.stream & 0x7fff_ffff).to_be_bytes());
         out.extend_from_slice(&self.payload);
         out
+    }
+
+    /// The (identifier, value) pairs of a SETTINGS frame.
+    pub fn settings_pairs(&self) -> Vec<(u16, u32)> {
+        assert_eq!(self.kind, SETTINGS, "not a SETTINGS frame: {self:?}");
+        self.payload
+            .chunks_exact(6)
+            .map(|p| {
+                (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u32::from_be_bytes([p[2], p[3], p[4], p[5]]),
+                )
+            })
+            .collect()
     }
 
     /// The error code of a GOAWAY frame.
