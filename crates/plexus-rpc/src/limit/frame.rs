@@ -46,12 +46,17 @@ impl FrameScanner {
             }
             let start = if self.prefix_len == 0 { pos } else { 0 };
             let take = (PREFIX_LEN - self.prefix_len).min(chunk.len() - pos);
-            self.prefix[self.prefix_len..self.prefix_len + take].copy_from_slice(&chunk[pos..pos + take]);
+            self.prefix[self.prefix_len..self.prefix_len + take]
+                .copy_from_slice(&chunk[pos..pos + take]);
             self.prefix_len += take;
             pos += take;
             if self.prefix_len == PREFIX_LEN {
-                let len = u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]])
-                    as usize;
+                let len = u32::from_be_bytes([
+                    self.prefix[1],
+                    self.prefix[2],
+                    self.prefix[3],
+                    self.prefix[4],
+                ]) as usize;
                 if len > self.limit {
                     return Err(Oversized { len, offset: start });
                 }
@@ -90,8 +95,10 @@ mod tests {
         let stream: Vec<u8> = [message(10), message(101)].concat();
         for chunk_size in [1, 2, 3, 13, stream.len()] {
             let mut scanner = FrameScanner::new(100);
-            let result: Result<Vec<()>, usize> =
-                stream.chunks(chunk_size).map(|c| scanner.scan(c).map_err(|o| o.len)).collect();
+            let result: Result<Vec<()>, usize> = stream
+                .chunks(chunk_size)
+                .map(|c| scanner.scan(c).map_err(|o| o.len))
+                .collect();
             assert_eq!(result, Err(101), "chunk size {chunk_size}");
         }
     }
@@ -101,11 +108,20 @@ mod tests {
         let stream: Vec<u8> = [message(10), message(3), message(101)].concat();
         assert_eq!(
             FrameScanner::new(100).scan(&stream),
-            Err(Oversized { len: 101, offset: 23 })
+            Err(Oversized {
+                len: 101,
+                offset: 23
+            })
         );
         // Its prefix split across chunks: it started in the earlier chunk.
         let mut scanner = FrameScanner::new(100);
         assert_eq!(scanner.scan(&stream[..25]), Ok(()));
-        assert_eq!(scanner.scan(&stream[25..]), Err(Oversized { len: 101, offset: 0 }));
+        assert_eq!(
+            scanner.scan(&stream[25..]),
+            Err(Oversized {
+                len: 101,
+                offset: 0
+            })
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures::future::MapOk;
 use futures::TryFutureExt;
+use futures::future::MapOk;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -38,7 +38,10 @@ impl<S> Layer<S> for MessageSizeLayer {
     type Service = MessageSize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MessageSize { inner, limits: *self }
+        MessageSize {
+            inner,
+            limits: *self,
+        }
     }
 }
 
@@ -115,7 +118,10 @@ where
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
         if *this.failed {
             return Poll::Ready(None);
@@ -161,7 +167,11 @@ fn refusal(direction: Direction, len: usize, limit: usize) -> Result<Frame<Bytes
             "request message is {len} bytes, larger than this server's limit of {limit} bytes"
         ))),
         Direction::Response => {
-            tracing::warn!(len, limit, "response message over the encoding limit; ending the call");
+            tracing::warn!(
+                len,
+                limit,
+                "response message over the encoding limit; ending the call"
+            );
             let status = Status::resource_exhausted(format!(
                 "response message is {len} bytes, larger than this server's limit of {limit} bytes"
             ));

@@ -46,8 +46,11 @@ enum Guarded {
 
 impl Stack {
     pub(crate) fn new(routes: Routes, auth: Option<AuthLayer>, limits: &Limits) -> Self {
-        let sized = MessageSizeLayer::new(limits.max_decoding_message_size, limits.max_encoding_message_size)
-            .layer(routes);
+        let sized = MessageSizeLayer::new(
+            limits.max_decoding_message_size,
+            limits.max_encoding_message_size,
+        )
+        .layer(routes);
         let guarded = match auth {
             Some(auth) => Guarded::Auth(auth.layer(sized)),
             None => Guarded::Open(sized),
@@ -66,7 +69,10 @@ impl Service<Request<Body>> for Guarded {
     type Error = Infallible;
     type Future = Either<RoutesFuture, AuthFuture>;
 
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
         match self {
             Guarded::Open(s) => s.poll_ready(cx),
             Guarded::Auth(s) => s.poll_ready(cx),
@@ -181,7 +187,9 @@ async fn accept_error(e: std::io::Error) {
     // instead of spinning; a connection reset before accept is just skipped.
     let transient = matches!(
         e.kind(),
-        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::Interrupted
     );
     if !transient {
         tracing::warn!(error = %e, "accept failed; retrying in 50 ms");
@@ -227,7 +235,8 @@ impl Connection {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(Identity::from_certificate);
-        self.serve(stream, ConnectionInfo::new(remote, identity)).await
+        self.serve(stream, ConnectionInfo::new(remote, identity))
+            .await
     }
 
     async fn serve<IO>(self, io: IO, info: ConnectionInfo)

@@ -7,8 +7,8 @@ use std::task::{Context, Poll, ready};
 
 use http::{Response, Uri};
 use pin_project_lite::pin_project;
-use tonic::body::Body;
 use tonic::Status;
+use tonic::body::Body;
 
 pin_project! {
     /// A response future whose `UNIMPLEMENTED` answer, if it has no message,
@@ -22,7 +22,10 @@ pin_project! {
 
 impl<F> NameUnimplemented<F> {
     pub(crate) fn new(inner: F, uri: Uri) -> Self {
-        NameUnimplemented { inner, uri: Some(uri) }
+        NameUnimplemented {
+            inner,
+            uri: Some(uri),
+        }
     }
 }
 
