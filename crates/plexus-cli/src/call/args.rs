@@ -33,6 +33,24 @@ pub struct Args {
     #[arg(long)]
     pub list: bool,
 
+    /// Deadline for the whole command (connecting, reflection and the
+    /// call), e.g. `500ms`, `2s`, `1m`. The call carries what remains of it
+    /// as `grpc-timeout`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Prints fields that hold their default value (zero, empty) too.
+    #[arg(long)]
+    pub emit_defaults: bool,
+
+    /// How to reach and authenticate to the server.
+    #[command(flatten, next_help_heading = "Connection")]
+    pub connection: Box<Connection>,
+}
+
+/// Connection options of `plexus call` (boxed in [`Args`]: they are many).
+#[derive(Debug, clap::Args)]
+pub struct Connection {
     /// Connects over TLS (an `https://` address implies it). Needs `--ca`.
     #[arg(long)]
     pub tls: bool,
@@ -58,20 +76,10 @@ pub struct Args {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Deadline for the whole command (connecting, reflection and the
-    /// call), e.g. `500ms`, `2s`, `1m`. The call carries what remains of it
-    /// as `grpc-timeout`.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-
     /// Extra request metadata, `name: value`; repeatable. The value of a
     /// name ending in `-bin` is sent as raw bytes.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
-
-    /// Prints fields that hold their default value (zero, empty) too.
-    #[arg(long)]
-    pub emit_defaults: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
-use super::args::{self, Args};
+use super::args::{self, Args, Connection};
 use super::error::{Failure, chain};
 
 /// Longest time allowed to establish the connection.
@@ -28,9 +28,10 @@ pub struct Client {
 impl Client {
     /// Connects as `args` say, within `deadline`.
     pub async fn connect(args: &Args, deadline: Option<Instant>) -> Result<Client, Failure> {
-        let tls = args.tls || args.addr.starts_with("https://");
+        let connection: &Connection = &args.connection;
+        let tls = connection.tls || args.addr.starts_with("https://");
         let url = url(&args.addr, tls)?;
-        let metadata = args::metadata(&args.headers)?;
+        let metadata = args::metadata(&connection.headers)?;
         let mut builder = ClientBuilder::new(url.clone()).connect_timeout(match deadline {
             Some(deadline) => {
                 CONNECT_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()))
@@ -38,13 +39,16 @@ impl Client {
             None => CONNECT_TIMEOUT,
         });
         if tls {
-            builder = builder.tls(client_tls(args)?);
-        } else if args.ca.is_some() || args.cert.is_some() || args.server_name.is_some() {
+            builder = builder.tls(client_tls(connection)?);
+        } else if connection.ca.is_some()
+            || connection.cert.is_some()
+            || connection.server_name.is_some()
+        {
             return Err(Failure::usage(
                 "--ca, --cert, --key and --server-name need TLS; add --tls or use an https:// address",
             ));
         }
-        if let Some(token) = &args.token {
+        if let Some(token) = &connection.token {
             builder = builder.bearer_token(token.clone());
         }
         let channel = builder.connect().await.map_err(|e| match e {
@@ -109,7 +113,7 @@ fn url(addr: &str, tls: bool) -> Result<String, Failure> {
     Ok(format!("{scheme}://{addr}"))
 }
 
-fn client_tls(args: &Args) -> Result<ClientTls, Failure> {
+fn client_tls(args: &Connection) -> Result<ClientTls, Failure> {
     let tls_error = |e: plexus_rpc::Error| Failure::usage(chain(&e));
     let Some(ca) = &args.ca else {
         return Err(Failure::usage(
