@@ -4,6 +4,8 @@ mod bench;
 mod call;
 mod demo;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// plexus: communication and integration between services.
@@ -26,7 +28,7 @@ enum Command {
     Bench(bench::Command),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PLEXUS_LOG")
@@ -35,12 +37,25 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Demo(args) => demo::run(args).await,
-            Command::Call(args) => call::run(args).await,
-            Command::Bench(command) => bench::run(command).await,
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the tokio runtime: {e}");
+            return ExitCode::FAILURE;
         }
-    })
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Call(args) => Ok(call::run(args).await),
+            Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -31,7 +31,7 @@ impl Failure {
     }
 
     /// The process exit code for this failure.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         match self {
             Failure::OutputClosed => 0,
             Failure::Status(_) => 1,

@@ -42,13 +42,13 @@ Exit codes:
   3  the server cannot be used: unreachable, TLS failure, no server reflection";
 
 /// Runs `plexus call`; on failure prints the reason on standard error and
-/// exits with the code of its kind (see [`EXIT_CODES_HELP`]).
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// returns the exit code of its kind (see [`EXIT_CODES_HELP`]).
+pub async fn run(args: Args) -> std::process::ExitCode {
     match execute(args).await {
-        Ok(()) | Err(Failure::OutputClosed) => Ok(()),
+        Ok(()) | Err(Failure::OutputClosed) => std::process::ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("{failure}");
-            std::process::exit(failure.exit_code())
+            std::process::ExitCode::from(failure.exit_code())
         }
     }
 }
