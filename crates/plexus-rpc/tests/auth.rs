@@ -4,35 +4,30 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
 use plexus_rpc::Server;
 use plexus_rpc::auth::{Identity, Policy, StaticTokens};
 use plexus_rpc::client::{Channel, ClientBuilder};
 use plexus_rpc::echo::v1::echo_client::EchoClient;
-use plexus_rpc::echo::v1::echo_server::Echo;
 use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
-use plexus_rpc::echo::{EchoService, ReplyStream};
 use plexus_rpc::server::ServerHandle;
 use plexus_rpc::tls::{ClientTls, ServerTls};
 use support::certs::{Ca, Leaf};
-use tonic::{Code, Request, Response, Status, Streaming};
+use support::counting::Counting;
+use support::unary::Unary;
+use tonic::{Code, Request, Response, Status};
 
 const UNARY: &str = "/plexus.echo.v1.Echo/Unary";
 const GATEWAY: &str = "spiffe://shop/gateway";
 const CLI: &str = "spiffe://shop/cli";
 
-/// Answers with the caller's principal and counts the calls that reached it.
-#[derive(Clone, Default)]
-struct WhoAmI {
-    calls: Arc<AtomicUsize>,
-}
+/// Answers a unary call with the caller's principal. The tests serve it
+/// inside [`Counting`], which counts the calls that reach a handler.
+#[derive(Clone, Copy, Default)]
+struct WhoAmI;
 
 #[tonic::async_trait]
-impl Echo for WhoAmI {
+impl Unary for WhoAmI {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        self.calls.fetch_add(1, SeqCst);
         let principal = request
             .extensions()
             .get::<Identity>()
@@ -42,29 +37,6 @@ impl Echo for WhoAmI {
             payload: principal.into(),
             sequence: 0,
         }))
-    }
-    type ServerStreamStream = ReplyStream;
-    async fn server_stream(
-        &self,
-        r: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        self.calls.fetch_add(1, SeqCst);
-        EchoService.server_stream(r).await
-    }
-    async fn client_stream(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        self.calls.fetch_add(1, SeqCst);
-        EchoService.client_stream(r).await
-    }
-    type BidiStream = ReplyStream;
-    async fn bidi(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        self.calls.fetch_add(1, SeqCst);
-        EchoService.bidi(r).await
     }
 }
 
@@ -108,7 +80,11 @@ impl Pki {
     }
 }
 
-async fn start_mtls(pki: &Pki, service: WhoAmI, tokens: Option<StaticTokens>) -> ServerHandle {
+async fn start_mtls(
+    pki: &Pki,
+    service: Counting<WhoAmI>,
+    tokens: Option<StaticTokens>,
+) -> ServerHandle {
     let mut builder = Server::builder().tls(pki.server_tls()).authorize(policy());
     if let Some(tokens) = tokens {
         builder = builder.bearer_tokens(tokens);
@@ -139,20 +115,20 @@ async fn whoami(client: &mut EchoClient<Channel>) -> Result<String, Status> {
 #[tokio::test]
 async fn the_client_certificate_identity_reaches_the_handler() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let gateway = pki.ca.client(GATEWAY);
     let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
         .await
         .unwrap();
     assert_eq!(whoami(&mut client).await.unwrap(), GATEWAY);
-    assert_eq!(service.calls.load(SeqCst), 1);
+    assert_eq!(service.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_valid_identity_calling_a_method_it_is_not_allowed_is_permission_denied() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let cli = pki.ca.client(CLI);
     let mut client = tls_client(&server, pki.client_tls(Some(&cli)))
@@ -175,7 +151,7 @@ async fn a_valid_identity_calling_a_method_it_is_not_allowed_is_permission_denie
         .into_inner();
     assert!(stream.message().await.unwrap().is_some());
     assert_eq!(
-        service.calls.load(SeqCst),
+        service.calls(),
         1,
         "only the allowed call reached a handler"
     );
@@ -184,7 +160,7 @@ async fn a_valid_identity_calling_a_method_it_is_not_allowed_is_permission_denie
 #[tokio::test]
 async fn methods_no_rule_names_are_denied_by_default() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let gateway = pki.ca.client(GATEWAY);
     let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
@@ -194,13 +170,13 @@ async fn methods_no_rule_names_are_denied_by_default() {
     let status = client.client_stream(requests).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("denies by default"), "{status:?}");
-    assert_eq!(service.calls.load(SeqCst), 0);
+    assert_eq!(service.calls(), 0);
 }
 
 #[tokio::test]
 async fn no_client_certificate_is_unauthenticated() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let mut client = tls_client(&server, pki.client_tls(None)).await.unwrap();
     let status = whoami(&mut client).await.unwrap_err();
@@ -209,13 +185,13 @@ async fn no_client_certificate_is_unauthenticated() {
         status.message().contains("client certificate"),
         "{status:?}"
     );
-    assert_eq!(service.calls.load(SeqCst), 0);
+    assert_eq!(service.calls(), 0);
 }
 
 #[tokio::test]
 async fn requiring_client_certificates_refuses_clients_without_one_in_the_handshake() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let builder = Server::builder()
         .tls(pki.server_tls().require_client_certificate(true))
         .authorize(policy());
@@ -230,13 +206,13 @@ async fn requiring_client_certificates_refuses_clients_without_one_in_the_handsh
         .await
         .unwrap();
     assert_eq!(whoami(&mut client).await.unwrap(), GATEWAY);
-    assert_eq!(service.calls.load(SeqCst), 1);
+    assert_eq!(service.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let stranger = Ca::new("another CA").client(GATEWAY);
     let outcome = match tls_client(&server, pki.client_tls(Some(&stranger))).await {
@@ -251,7 +227,7 @@ async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
         err.starts_with("Unavailable") && err.contains("UnknownCA"),
         "{err}"
     );
-    assert_eq!(service.calls.load(SeqCst), 0);
+    assert_eq!(service.calls(), 0);
     // The server keeps serving legitimate clients.
     let gateway = pki.ca.client(GATEWAY);
     let mut client = tls_client(&server, pki.client_tls(Some(&gateway)))
@@ -263,7 +239,7 @@ async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
 #[tokio::test]
 async fn plaintext_to_a_tls_port_is_refused() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let server = start_mtls(&pki, service.clone(), None).await;
     let plaintext = ClientBuilder::new(server.url()).connect().await;
     let outcome = match plaintext {
@@ -274,13 +250,13 @@ async fn plaintext_to_a_tls_port_is_refused() {
     };
     let err = outcome.expect_err("a plaintext call to a TLS port must fail");
     assert!(err.starts_with("Unavailable"), "{err}");
-    assert_eq!(service.calls.load(SeqCst), 0);
+    assert_eq!(service.calls(), 0);
 }
 
 #[tokio::test]
 async fn bearer_tokens_authenticate_and_bad_or_missing_tokens_are_refused() {
     let pki = Pki::new();
-    let service = WhoAmI::default();
+    let service = Counting::answering(WhoAmI);
     let tokens = StaticTokens::new().with("s3cret-gateway-token", GATEWAY);
     let server = start_mtls(&pki, service.clone(), Some(tokens)).await;
 
@@ -317,7 +293,7 @@ async fn bearer_tokens_authenticate_and_bad_or_missing_tokens_are_refused() {
     let status = whoami(&mut client).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert_eq!(
-        service.calls.load(SeqCst),
+        service.calls(),
         1,
         "only the valid token reached the handler"
     );
@@ -326,7 +302,7 @@ async fn bearer_tokens_authenticate_and_bad_or_missing_tokens_are_refused() {
 #[tokio::test]
 async fn health_stays_open_to_anyone_under_the_policy() {
     let pki = Pki::new();
-    let server = start_mtls(&pki, WhoAmI::default(), None).await;
+    let server = start_mtls(&pki, Counting::answering(WhoAmI), None).await;
     let channel = ClientBuilder::new(https(&server))
         .tls(pki.client_tls(None))
         .connect()

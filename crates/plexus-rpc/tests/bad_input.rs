@@ -7,84 +7,19 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, Once, PoisonError};
 
-use plexus_rpc::echo::v1::echo_server::Echo;
-use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
-use plexus_rpc::echo::{EchoService, ReplyStream};
-use prost::Message;
-use support::h2raw::{self, Closed, Frame, GrpcReply, H2Client, RawConn};
+use plexus_rpc::echo::v1::EchoRequest;
+use plexus_rpc::server::ServerHandle;
+use support::counting::Counting;
+use support::h2_client::{H2Client, echo_body, grpc_message};
+use support::h2_frames::{self, Closed, Frame, RawConn};
+use support::{PROMPT, assert_serves_new_connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::{Code, Request, Response, Status, Streaming};
-
-/// Bound on anything that should happen promptly.
-const PROMPT: Duration = Duration::from_secs(5);
+use tonic::{Code, Request};
 
 const UNARY: &str = "/plexus.echo.v1.Echo/Unary";
 const CLIENT_STREAM: &str = "/plexus.echo.v1.Echo/ClientStream";
-
-/// The stock Echo service, counting handler runs and client-stream
-/// messages handed to the handler.
-#[derive(Clone, Default)]
-struct Counting {
-    calls: Arc<AtomicUsize>,
-    received: Arc<AtomicUsize>,
-}
-
-impl Counting {
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    fn received(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
-    }
-}
-
-#[tonic::async_trait]
-impl Echo for Counting {
-    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        EchoService.unary(request).await
-    }
-
-    type ServerStreamStream = ReplyStream;
-
-    async fn server_stream(
-        &self,
-        request: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        EchoService.server_stream(request).await
-    }
-
-    async fn client_stream(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let mut inbound = request.into_inner();
-        let mut reply = EchoReply::default();
-        while let Some(message) = inbound.message().await? {
-            self.received.fetch_add(1, Ordering::SeqCst);
-            reply.payload = message.payload;
-            reply.sequence += 1;
-        }
-        Ok(Response::new(reply))
-    }
-
-    type BidiStream = ReplyStream;
-
-    async fn bidi(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        EchoService.bidi(request).await
-    }
-}
 
 /// Panics raised anywhere but in this file's own assertions: a panic in a
 /// server task would otherwise only close a connection, unnoticed.
@@ -116,51 +51,19 @@ fn foreign_panics() -> Vec<String> {
         .clone()
 }
 
-fn echo_message(payload: &str) -> Vec<u8> {
-    h2raw::grpc_message(
-        &EchoRequest {
-            payload: payload.to_owned().into(),
-        }
-        .encode_to_vec(),
-    )
-}
-
 /// A good unary call on `h2`'s connection must be answered OK.
 async fn assert_h2_serves(h2: &mut H2Client, what: &str) {
-    let reply = tokio::time::timeout(PROMPT, h2.call(UNARY, &[], echo_message("ok")))
+    let reply = tokio::time::timeout(PROMPT, h2.call(UNARY, &[], echo_body("ok")))
         .await
         .unwrap_or_else(|_| panic!("{what}: no answer within {PROMPT:?}"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(code(&reply), Some(Code::Ok), "{what}: {reply:?}");
+    assert_eq!(reply.code(), Some(Code::Ok), "{what}: {reply:?}");
     assert!(!h2.is_closed(), "{what}: the connection was closed");
 }
 
-/// A good unary call through the plexus client, on a new connection.
-async fn assert_serves_new_connection(server: &plexus_rpc::server::ServerHandle, what: &str) {
-    let mut client = support::client(server).await;
-    let reply = tokio::time::timeout(
-        PROMPT,
-        client.unary(EchoRequest {
-            payload: "ok".into(),
-        }),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{what}: no answer within {PROMPT:?}"))
-    .unwrap_or_else(|status| panic!("{what}: {status:?}"));
-    assert_eq!(reply.into_inner().payload.as_ref(), b"ok", "{what}");
-}
-
-fn code(reply: &GrpcReply) -> Option<Code> {
-    reply.status.as_ref().map(Status::code)
-}
-
-fn message(reply: &GrpcReply) -> &str {
-    reply.status.as_ref().map_or("", Status::message)
-}
-
-async fn start_counting() -> (Counting, plexus_rpc::server::ServerHandle, H2Client) {
+async fn start_counting() -> (Counting, ServerHandle, H2Client) {
     watch_panics();
-    let echo = Counting::default();
+    let echo = Counting::new();
     let server = support::start(echo.clone()).await;
     let h2 = H2Client::connect(server.local_addr()).await.unwrap();
     (echo, server, h2)
@@ -172,33 +75,32 @@ async fn malformed_protobuf_in_a_well_formed_frame_is_internal_and_no_handler_ru
 
     // Field 1 declares 16 bytes and carries 1; then a field with wire type 7,
     // which does not exist.
-    for bytes in [&[0x0a, 0x10, b'a'][..], &[0x0f, 0x01][..]] {
-        let reply = h2
-            .call(UNARY, &[], h2raw::grpc_message(bytes))
-            .await
-            .unwrap();
-        assert_eq!(code(&reply), Some(Code::Internal), "{bytes:?}: {reply:?}");
+    for (served, bytes) in [&[0x0a, 0x10, b'a'][..], &[0x0f, 0x01][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let reply = h2.call(UNARY, &[], grpc_message(bytes)).await.unwrap();
+        assert_eq!(reply.code(), Some(Code::Internal), "{bytes:?}: {reply:?}");
         assert!(
-            message(&reply).contains("decode"),
+            reply.message().contains("decode"),
             "{bytes:?}: the message names the decoding failure: {reply:?}"
         );
         assert_eq!(
             echo.calls(),
-            0,
+            served,
             "no handler runs for an undecodable request"
         );
         assert_h2_serves(&mut h2, "after malformed protobuf").await;
-        assert_eq!(echo.calls(), 1);
-        echo.calls.store(0, Ordering::SeqCst);
+        assert_eq!(echo.calls(), served + 1);
     }
 
     // In a client stream, the good message before the malformed one reaches
     // the handler; the malformed one ends the call.
-    let mut body = echo_message("first");
-    body.extend(h2raw::grpc_message(&[0x0a, 0x10, b'a']));
+    let mut body = echo_body("first");
+    body.extend(grpc_message(&[0x0a, 0x10, b'a']));
     let reply = h2.call(CLIENT_STREAM, &[], body).await.unwrap();
-    assert_eq!(code(&reply), Some(Code::Internal), "{reply:?}");
-    assert!(message(&reply).contains("decode"), "{reply:?}");
+    assert_eq!(reply.code(), Some(Code::Internal), "{reply:?}");
+    assert!(reply.message().contains("decode"), "{reply:?}");
     assert_eq!(
         echo.received(),
         1,
@@ -216,15 +118,15 @@ async fn a_truncated_frame_is_internal_and_no_handler_runs() {
     body.extend_from_slice(&100u32.to_be_bytes());
     body.extend_from_slice(&[0x0a, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
     let reply = h2.call(UNARY, &[], body).await.unwrap();
-    assert_eq!(code(&reply), Some(Code::Internal), "{reply:?}");
+    assert_eq!(reply.code(), Some(Code::Internal), "{reply:?}");
     assert!(
-        message(&reply).contains("EOF"),
+        reply.message().contains("EOF"),
         "the message says the stream ended mid-message: {reply:?}"
     );
     // A prefix cut short is truncated too.
     let reply = h2.call(UNARY, &[], vec![0, 0, 0]).await.unwrap();
-    assert_eq!(code(&reply), Some(Code::Internal), "{reply:?}");
-    assert!(message(&reply).contains("EOF"), "{reply:?}");
+    assert_eq!(reply.code(), Some(Code::Internal), "{reply:?}");
+    assert!(reply.message().contains("EOF"), "{reply:?}");
     assert_eq!(echo.calls(), 0, "no handler runs for a truncated request");
 
     assert_h2_serves(&mut h2, "after truncated frames").await;
@@ -234,11 +136,11 @@ async fn a_truncated_frame_is_internal_and_no_handler_runs() {
 async fn a_compressed_message_without_an_encoding_is_refused() {
     let (echo, _server, mut h2) = start_counting().await;
 
-    let mut body = echo_message("x");
+    let mut body = echo_body("x");
     body[0] = 1; // compressed flag, but no grpc-encoding header
     let reply = h2.call(UNARY, &[], body).await.unwrap();
-    assert_eq!(code(&reply), Some(Code::Internal), "{reply:?}");
-    assert!(message(&reply).contains("compress"), "{reply:?}");
+    assert_eq!(reply.code(), Some(Code::Internal), "{reply:?}");
+    assert!(reply.message().contains("compress"), "{reply:?}");
     assert_eq!(echo.calls(), 0);
 
     assert_h2_serves(&mut h2, "after a compressed message").await;
@@ -246,7 +148,7 @@ async fn a_compressed_message_without_an_encoding_is_refused() {
 
 #[tokio::test]
 async fn a_declared_oversized_message_is_refused_from_its_prefix() {
-    // The full 5 MiB request through a real client is in tests/limits.rs;
+    // The full 5 MiB request through a real client is in tests/limits/message_size.rs;
     // here only the prefix claims 5 MiB, and the refusal does not wait for
     // the bytes.
     let (echo, _server, mut h2) = start_counting().await;
@@ -255,9 +157,9 @@ async fn a_declared_oversized_message_is_refused_from_its_prefix() {
     body.extend_from_slice(&(5u32 * 1024 * 1024).to_be_bytes());
     body.extend_from_slice(&[0x0a; 10]);
     let reply = h2.call(UNARY, &[], body).await.unwrap();
-    assert_eq!(code(&reply), Some(Code::ResourceExhausted), "{reply:?}");
+    assert_eq!(reply.code(), Some(Code::ResourceExhausted), "{reply:?}");
     assert!(
-        message(&reply).contains("5242880 bytes") && message(&reply).contains("4194304 bytes"),
+        reply.message().contains("5242880 bytes") && reply.message().contains("4194304 bytes"),
         "{reply:?}"
     );
     assert_eq!(echo.calls(), 0);
@@ -274,10 +176,10 @@ async fn unknown_methods_and_services_are_unimplemented() {
         "/no.such.v1.Service/Call",
         "/not-a-grpc-path",
     ] {
-        let reply = h2.call(path, &[], echo_message("x")).await.unwrap();
-        assert_eq!(code(&reply), Some(Code::Unimplemented), "{path}: {reply:?}");
+        let reply = h2.call(path, &[], echo_body("x")).await.unwrap();
+        assert_eq!(reply.code(), Some(Code::Unimplemented), "{path}: {reply:?}");
         assert!(
-            message(&reply).contains(path),
+            reply.message().contains(path),
             "{path}: the message names the path: {reply:?}"
         );
         assert_h2_serves(&mut h2, path).await;
@@ -338,16 +240,16 @@ async fn bytes_that_are_not_http2_close_the_connection_and_nothing_panics() {
     // code (h2 says PROTOCOL_ERROR; RFC 9113 suggests FRAME_SIZE_ERROR),
     // then close.
     let mut conn = RawConn::open(addr).await.unwrap();
-    conn.send(&[Frame::new(h2raw::SETTINGS, 0, 0, vec![0; 5])])
+    conn.send(&[Frame::new(h2_frames::SETTINGS, 0, 0, vec![0; 5])])
         .await
         .unwrap();
     let closed = conn.until_closed(PROMPT, |_| {}).await;
-    const PROTOCOL_ERROR: u32 = 0x1;
-    const FRAME_SIZE_ERROR: u32 = 0x6;
     assert!(
         matches!(
             closed,
-            Some(Closed::GoAway(PROTOCOL_ERROR | FRAME_SIZE_ERROR))
+            Some(Closed::GoAway(
+                h2_frames::PROTOCOL_ERROR | h2_frames::FRAME_SIZE_ERROR
+            ))
         ),
         "{closed:?}"
     );
@@ -387,16 +289,16 @@ async fn an_expired_deadline_is_deadline_exceeded_and_no_handler_runs() {
     // Sent raw, the call reaches the server, which refuses it unrun.
     for expired in ["0n", "1n", "0S"] {
         let reply = h2
-            .call(UNARY, &[("grpc-timeout", expired)], echo_message("late"))
+            .call(UNARY, &[("grpc-timeout", expired)], echo_body("late"))
             .await
             .unwrap();
         assert_eq!(
-            code(&reply),
+            reply.code(),
             Some(Code::DeadlineExceeded),
             "{expired}: {reply:?}"
         );
         assert!(
-            message(&reply).contains("already passed") && message(&reply).contains(UNARY),
+            reply.message().contains("already passed") && reply.message().contains(UNARY),
             "{expired}: {reply:?}"
         );
     }

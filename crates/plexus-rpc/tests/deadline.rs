@@ -4,18 +4,20 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plexus_core::{Deadline, TraceContext};
 use plexus_rpc::CallContext;
 use plexus_rpc::client::{Channel, ClientBuilder};
+use plexus_rpc::echo::EchoService;
 use plexus_rpc::echo::v1::echo_client::EchoClient;
-use plexus_rpc::echo::v1::echo_server::Echo;
 use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
-use plexus_rpc::echo::{EchoService, ReplyStream};
+use support::h2_client::{GrpcReply, H2Client, grpc_body};
+use support::unary::{Unary, UnaryEcho};
 use tokio::sync::OnceCell;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Code, Request, Response, Status};
 
 /// What one hop saw.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +54,7 @@ impl Hop {
 }
 
 #[tonic::async_trait]
-impl Echo for Hop {
+impl Unary for Hop {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let header = request
             .metadata()
@@ -86,27 +88,6 @@ impl Echo for Hop {
         };
         Ok(Response::new(reply))
     }
-
-    type ServerStreamStream = ReplyStream;
-    async fn server_stream(
-        &self,
-        r: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.server_stream(r).await
-    }
-    async fn client_stream(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        EchoService.client_stream(r).await
-    }
-    type BidiStream = ReplyStream;
-    async fn bidi(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.bidi(r).await
-    }
 }
 
 #[tokio::test]
@@ -118,7 +99,7 @@ async fn each_hop_of_a_three_hop_chain_sees_a_strictly_smaller_budget() {
     ];
     let mut servers = Vec::new();
     for hop in &hops {
-        servers.push(support::start(hop.clone()).await);
+        servers.push(support::start(UnaryEcho(hop.clone())).await);
     }
     for i in 0..2 {
         let channel = ClientBuilder::new(servers[i + 1].url())
@@ -185,7 +166,7 @@ impl Drop for Stopped {
 }
 
 #[tonic::async_trait]
-impl Echo for Waiter {
+impl Unary for Waiter {
     async fn unary(&self, _request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         self.started
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -193,44 +174,30 @@ impl Echo for Waiter {
         std::future::pending::<()>().await;
         unreachable!()
     }
-    type ServerStreamStream = ReplyStream;
-    async fn server_stream(
-        &self,
-        r: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.server_stream(r).await
-    }
-    async fn client_stream(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        EchoService.client_stream(r).await
-    }
-    type BidiStream = ReplyStream;
-    async fn bidi(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.bidi(r).await
-    }
+}
+
+/// A unary call sent raw with `grpc-timeout: timeout`: no client layer
+/// enforces the deadline, so the answer is the server's.
+async fn raw_unary(addr: SocketAddr, timeout: &str) -> GrpcReply {
+    H2Client::call_once(
+        addr,
+        "/plexus.echo.v1.Echo/Unary",
+        &[("grpc-timeout", timeout)],
+        grpc_body(&EchoRequest::default()),
+    )
+    .await
+    .expect("a raw HTTP/2 call")
 }
 
 #[tokio::test]
 async fn a_deadline_passing_mid_call_stops_the_handler_and_answers_deadline_exceeded() {
     use std::sync::atomic::Ordering::SeqCst;
     let waiter = Waiter::default();
-    let server = support::start(waiter.clone()).await;
-    // A raw HTTP/2 caller, so the server (not a client layer) enforces the deadline.
+    let server = support::start(UnaryEcho(waiter.clone())).await;
     let started = std::time::Instant::now();
-    let outcome = support::raw_grpc::call(
-        server.local_addr(),
-        "/plexus.echo.v1.Echo/Unary",
-        &[("grpc-timeout", "100m")],
-        support::raw_grpc::frame(&EchoRequest::default()),
-    )
-    .await;
-    assert_eq!(outcome.code, Code::DeadlineExceeded as i32, "{outcome:?}");
-    assert!(outcome.message.contains("deadline passed"), "{outcome:?}");
+    let reply = raw_unary(server.local_addr(), "100m").await;
+    assert_eq!(reply.code(), Some(Code::DeadlineExceeded), "{reply:?}");
+    assert!(reply.message().contains("deadline passed"), "{reply:?}");
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert_eq!(waiter.started.load(SeqCst), 1);
     assert!(
@@ -244,7 +211,7 @@ async fn a_deadline_passing_mid_call_stops_the_handler_and_answers_deadline_exce
 #[tokio::test]
 async fn the_client_enforces_the_deadline_when_the_server_does_not_answer() {
     let waiter = Waiter::default();
-    let server = support::start(waiter.clone()).await;
+    let server = support::start(UnaryEcho(waiter.clone())).await;
     let mut client = support::client(&server).await;
     let ctx = CallContext::new(
         Some(Deadline::after(Duration::from_millis(80))),
@@ -263,7 +230,7 @@ async fn the_client_enforces_the_deadline_when_the_server_does_not_answer() {
 async fn an_already_expired_deadline_is_not_sent_and_no_handler_runs() {
     use std::sync::atomic::Ordering::SeqCst;
     let waiter = Waiter::default();
-    let server = support::start(waiter.clone()).await;
+    let server = support::start(UnaryEcho(waiter.clone())).await;
     let mut client = support::client(&server).await;
     let ctx = CallContext::new(
         Some(Deadline::after(Duration::ZERO)),
@@ -278,18 +245,9 @@ async fn an_already_expired_deadline_is_not_sent_and_no_handler_runs() {
 
     // The same request sent raw with `grpc-timeout: 0n` reaches the server,
     // which refuses it without running the handler.
-    let outcome = support::raw_grpc::call(
-        server.local_addr(),
-        "/plexus.echo.v1.Echo/Unary",
-        &[("grpc-timeout", "0n")],
-        support::raw_grpc::frame(&EchoRequest::default()),
-    )
-    .await;
-    assert_eq!(outcome.code, Code::DeadlineExceeded as i32, "{outcome:?}");
-    assert!(
-        outcome.message.contains("handler was not run"),
-        "{outcome:?}"
-    );
+    let reply = raw_unary(server.local_addr(), "0n").await;
+    assert_eq!(reply.code(), Some(Code::DeadlineExceeded), "{reply:?}");
+    assert!(reply.message().contains("handler was not run"), "{reply:?}");
     assert_eq!(waiter.started.load(SeqCst), 0);
 }
 

@@ -22,14 +22,14 @@ use std::time::Duration;
 use plexus_rpc::CallContext;
 use plexus_rpc::Server;
 use plexus_rpc::auth::{Identity, Policy};
-use plexus_rpc::echo::v1::echo_server::Echo;
-use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
-use plexus_rpc::echo::{EchoService, ReplyStream};
+use plexus_rpc::echo::EchoService;
+use plexus_rpc::echo::v1::{EchoReply, EchoRequest};
 use plexus_rpc::tls::ServerTls;
 use support::certs::Ca;
+use support::unary::{Unary, UnaryEcho};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 
 /// Unary with this payload waits until the call is stopped (deadline or
 /// cancellation); keep in step with `interop_client.py`.
@@ -49,7 +49,8 @@ const HANDLER_WAIT_BOUND: Duration = Duration::from_secs(60);
 const INSTALL_HINT: &str = "run .ci/run or: python3 -m venv .venv && \
     .venv/bin/pip install -r crates/plexus-rpc/tests/python/requirements.txt";
 
-/// The stock Echo service plus the two special unary payloads.
+/// The stock unary echo plus the two special payloads (served with the stock
+/// streaming methods).
 #[derive(Clone, Default)]
 struct InteropEcho {
     /// `WAIT_FOR_DEADLINE` handlers that ended (stopped or dropped).
@@ -66,7 +67,7 @@ impl Drop for CountOnDrop {
 }
 
 #[tonic::async_trait]
-impl Echo for InteropEcho {
+impl Unary for InteropEcho {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let payload = request.get_ref().payload.clone();
         if payload.as_ref() == WAIT_FOR_DEADLINE {
@@ -91,32 +92,7 @@ impl Echo for InteropEcho {
                 sequence: 0,
             }));
         }
-        EchoService.unary(request).await
-    }
-
-    type ServerStreamStream = ReplyStream;
-
-    async fn server_stream(
-        &self,
-        request: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.server_stream(request).await
-    }
-
-    async fn client_stream(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        EchoService.client_stream(request).await
-    }
-
-    type BidiStream = ReplyStream;
-
-    async fn bidi(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.bidi(request).await
+        Unary::unary(&EchoService, request).await
     }
 }
 
@@ -242,7 +218,7 @@ async fn python_grpcio_client_interoperates() {
     std::fs::create_dir(&stubs).expect("stubs directory");
 
     let echo = InteropEcho::default();
-    let plain = support::start(echo.clone()).await;
+    let plain = support::start(UnaryEcho(echo.clone())).await;
     let tls = ServerTls::from_pem(&server_cert.cert_pem, &server_cert.key_pem)
         .expect("server certificate")
         .client_ca_pem(&ca.cert_pem)
@@ -250,8 +226,11 @@ async fn python_grpcio_client_interoperates() {
     let policy = Policy::default_deny()
         .allow("/plexus.echo.v1.Echo/Unary", [PRINCIPAL])
         .allow_anyone("/grpc.health.v1.Health/*");
-    let secure =
-        support::start_with(Server::builder().tls(tls).authorize(policy), echo.clone()).await;
+    let secure = support::start_with(
+        Server::builder().tls(tls).authorize(policy),
+        UnaryEcho(echo.clone()),
+    )
+    .await;
 
     let mut command = Command::new(&python);
     command

@@ -10,11 +10,10 @@ use plexus_core::TraceContext;
 use plexus_rpc::CallContext;
 use plexus_rpc::client::{Channel, ClientBuilder};
 use plexus_rpc::echo::v1::echo_client::EchoClient;
-use plexus_rpc::echo::v1::echo_server::Echo;
-use plexus_rpc::echo::v1::{EchoReply, EchoRequest, StreamRequest};
-use plexus_rpc::echo::{EchoService, ReplyStream};
+use plexus_rpc::echo::v1::{EchoReply, EchoRequest};
+use support::unary::{Unary, UnaryEcho};
 use tokio::sync::OnceCell;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Request, Response, Status};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
 /// What a hop saw: the traceparent that arrived and its own call context trace.
@@ -31,7 +30,7 @@ struct Hop {
 }
 
 #[tonic::async_trait]
-impl Echo for Hop {
+impl Unary for Hop {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         let received = request
             .metadata()
@@ -44,26 +43,6 @@ impl Echo for Hop {
             next.clone().unary(request.into_inner()).await?;
         }
         Ok(Response::new(EchoReply::default()))
-    }
-    type ServerStreamStream = ReplyStream;
-    async fn server_stream(
-        &self,
-        r: Request<StreamRequest>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.server_stream(r).await
-    }
-    async fn client_stream(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        EchoService.client_stream(r).await
-    }
-    type BidiStream = ReplyStream;
-    async fn bidi(
-        &self,
-        r: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<ReplyStream>, Status> {
-        EchoService.bidi(r).await
     }
 }
 
@@ -108,7 +87,7 @@ async fn chain() -> (Vec<Hop>, Vec<plexus_rpc::server::ServerHandle>) {
     let hops = vec![Hop::default(), Hop::default()];
     let mut servers = Vec::new();
     for hop in &hops {
-        servers.push(support::start(hop.clone()).await);
+        servers.push(support::start(UnaryEcho(hop.clone())).await);
     }
     let channel = ClientBuilder::new(servers[1].url())
         .connect()
@@ -173,7 +152,7 @@ async fn one_trace_id_follows_the_request_across_hops_and_into_tracing_spans_and
 /// while another thread may register the same callsite.
 async fn a_call_without_a_valid_traceparent_starts_a_new_trace() {
     let hop = Hop::default();
-    let server = support::start(hop.clone()).await;
+    let server = support::start(UnaryEcho(hop.clone())).await;
     let mut client = support::bare_client(&server).await;
     client.unary(EchoRequest::default()).await.unwrap();
     let mut request = Request::new(EchoRequest::default());

@@ -1,20 +1,18 @@
-//! Raw HTTP/2 for tests that must misbehave on purpose.
+//! Hand-written HTTP/2 frames on a plain TCP stream, for clients that must
+//! misbehave below what the `h2` crate lets a client do: never answer PINGs,
+//! flood the server with resets, send malformed or oversized frames.
+//! [`Frame`] is one frame (9-byte header); header blocks are HPACK literals
+//! without Huffman coding; [`RawConn`] sends and reads them.
 //!
-//! - [`Frame`], [`RawConn`]: hand-written frames (9-byte header, HPACK
-//!   literals without Huffman) on a plain TCP stream, for clients that never
-//!   answer PINGs or flood the server with resets.
-//! - [`H2Client`]: a gRPC call over the `h2` crate with any headers and any
-//!   body bytes, for requests tonic's client will not send (truncated frames,
-//!   malformed protobuf, expired deadlines, unknown paths).
+//! Well-formed gRPC calls with odd headers or bodies go through
+//! [`super::h2_client::H2Client`] instead.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, Request, StatusCode};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 /// The client connection preface.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -33,7 +31,9 @@ pub const END_STREAM: u8 = 0x1;
 pub const ACK: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 
-/// Error codes.
+/// Error codes (RFC 9113 §7).
+pub const PROTOCOL_ERROR: u32 = 0x1;
+pub const FRAME_SIZE_ERROR: u32 = 0x6;
 pub const CANCEL: u32 = 0x8;
 pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -167,13 +167,13 @@ pub fn grpc_request_block(authority: &str, path: &str) -> Vec<u8> {
     block
 }
 
-/// A gRPC message: uncompressed flag, 4-byte big-endian length, payload.
-pub fn grpc_message(payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).expect("test messages are under 4 GiB");
-    let mut out = vec![0u8];
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
+/// A whole gRPC request on `stream`: HEADERS for `path`, then `body` in one
+/// DATA frame that ends the stream.
+pub fn grpc_request(authority: &str, path: &str, stream: u32, body: Vec<u8>) -> [Frame; 2] {
+    [
+        Frame::headers(stream, grpc_request_block(authority, path), false),
+        Frame::data(stream, body, true),
+    ]
 }
 
 /// How a raw connection ended.
@@ -233,6 +233,32 @@ impl RawConn {
         }
     }
 
+    /// Reads frames until the server answers on `stream` (its response
+    /// HEADERS), with the connection still up; `on_frame` sees every frame.
+    /// The error says what happened instead: a GOAWAY, the connection
+    /// closing, or nothing within `bound`.
+    pub async fn until_response(
+        &mut self,
+        stream: u32,
+        bound: Duration,
+        mut on_frame: impl FnMut(&Frame),
+    ) -> Result<(), String> {
+        let answered = tokio::time::timeout(bound, async {
+            while let Some(frame) = self.next_frame().await {
+                on_frame(&frame);
+                if let Some(code) = frame.goaway_code() {
+                    return Err(format!("GOAWAY with error code {code:#x}"));
+                }
+                if frame.kind == HEADERS && frame.stream == stream {
+                    return Ok(());
+                }
+            }
+            Err("the connection closed".to_owned())
+        })
+        .await;
+        answered.unwrap_or_else(|_| Err(format!("no answer on stream {stream} within {bound:?}")))
+    }
+
     /// Reads frames until the server ends the connection, acknowledging its
     /// SETTINGS but never answering PINGs; `on_frame` sees every frame.
     /// `None` if the connection is still open after `bound`.
@@ -259,96 +285,4 @@ impl RawConn {
         .await
         .ok()
     }
-}
-
-/// What a gRPC call over [`H2Client`] got back.
-#[derive(Debug)]
-pub struct GrpcReply {
-    pub http_status: StatusCode,
-    /// `grpc-status`/`grpc-message` from the trailers, or from the headers of
-    /// a trailers-only response.
-    pub status: Option<tonic::Status>,
-    /// The response body (gRPC messages, prefixes included).
-    pub body: Bytes,
-}
-
-/// One HTTP/2 connection made with the `h2` crate, driven on a task.
-pub struct H2Client {
-    send: h2::client::SendRequest<Bytes>,
-    conn: JoinHandle<()>,
-    authority: String,
-}
-
-impl H2Client {
-    pub async fn connect(addr: SocketAddr) -> anyhow::Result<H2Client> {
-        let tcp = TcpStream::connect(addr).await?;
-        let (send, connection) = h2::client::handshake(tcp).await?;
-        let conn = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(H2Client {
-            send,
-            conn,
-            authority: addr.to_string(),
-        })
-    }
-
-    /// Whether the connection has ended.
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_finished()
-    }
-
-    /// A gRPC POST to `path` with extra `headers` and exactly `body` as the
-    /// request body (sent with END_STREAM).
-    pub async fn call(
-        &mut self,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> anyhow::Result<GrpcReply> {
-        let mut request = Request::post(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(())?;
-        let mut send = self.send.clone().ready().await?;
-        let (response, mut stream) = send.send_request(request, false)?;
-        stream.send_data(Bytes::from(body), true)?;
-        let response = response.await?;
-        let http_status = response.status();
-        let mut status = status_of(response.headers());
-        let mut recv = response.into_body();
-        let mut body = BytesMut::new();
-        // A response whose headers ended the stream (trailers-only, or an
-        // HTTP error such as 431) has nothing more to read.
-        if !recv.is_end_stream() {
-            while let Some(chunk) = recv.data().await {
-                let chunk = chunk?;
-                recv.flow_control().release_capacity(chunk.len())?;
-                body.put(chunk);
-            }
-            if status.is_none()
-                && let Some(trailers) = recv.trailers().await?
-            {
-                status = status_of(&trailers);
-            }
-        }
-        Ok(GrpcReply {
-            http_status,
-            status,
-            body: body.freeze(),
-        })
-    }
-}
-
-impl Drop for H2Client {
-    fn drop(&mut self) {
-        self.conn.abort();
-    }
-}
-
-fn status_of(headers: &HeaderMap) -> Option<tonic::Status> {
-    tonic::Status::from_header_map(headers)
 }
