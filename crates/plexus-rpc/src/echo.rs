@@ -15,7 +15,8 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of plexus's own protos, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/plexus_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/plexus_descriptor.bin"));
 
 /// The most replies one `ServerStream` call may ask for.
 pub const MAX_STREAM_COUNT: u32 = 1_000_000;
@@ -41,7 +42,10 @@ impl Echo for EchoService {
 
     type ServerStreamStream = ReplyStream;
 
-    async fn server_stream(&self, request: Request<StreamRequest>) -> Result<Response<ReplyStream>, Status> {
+    async fn server_stream(
+        &self,
+        request: Request<StreamRequest>,
+    ) -> Result<Response<ReplyStream>, Status> {
         let StreamRequest { payload, count } = request.into_inner();
         if count > MAX_STREAM_COUNT {
             return Err(Status::invalid_argument(format!(
@@ -57,7 +61,10 @@ impl Echo for EchoService {
         Ok(Response::new(Box::pin(replies)))
     }
 
-    async fn client_stream(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<EchoReply>, Status> {
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
         let mut inbound = request.into_inner();
         let mut reply = EchoReply::default();
         while let Some(message) = inbound.message().await? {
@@ -69,7 +76,10 @@ impl Echo for EchoService {
 
     type BidiStream = ReplyStream;
 
-    async fn bidi(&self, request: Request<Streaming<EchoRequest>>) -> Result<Response<ReplyStream>, Status> {
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<ReplyStream>, Status> {
         let mut sequence = 0u64;
         let replies = request.into_inner().map(move |message| {
             let reply = EchoReply {

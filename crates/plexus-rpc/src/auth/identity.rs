@@ -70,7 +70,11 @@ impl Identity {
             .next()
             .and_then(|cn| cn.as_str().ok())
             .map(str::to_owned);
-        let principal = uris.first().or(dns_names.first()).cloned().or(common_name)?;
+        let principal = uris
+            .first()
+            .or(dns_names.first())
+            .cloned()
+            .or(common_name)?;
         Some(Identity {
             inner: Arc::new(Inner {
                 principal,

@@ -42,7 +42,9 @@ pub(crate) enum Decision {
     /// An identity is needed and none was presented.
     NeedsIdentity,
     /// The identity (or, with `None`, anyone) may not call this method.
-    Deny { rule_exists: bool },
+    Deny {
+        rule_exists: bool,
+    },
 }
 
 impl Policy {
@@ -119,27 +121,45 @@ mod tests {
     #[test]
     fn most_specific_rule_decides() {
         let p = policy();
-        assert_eq!(p.decide(PLACE, Some("spiffe://shop/gateway")), Decision::Allow);
-        assert_eq!(p.decide(PLACE, Some("spiffe://shop/cli")), Decision::Deny { rule_exists: true });
+        assert_eq!(
+            p.decide(PLACE, Some("spiffe://shop/gateway")),
+            Decision::Allow
+        );
+        assert_eq!(
+            p.decide(PLACE, Some("spiffe://shop/cli")),
+            Decision::Deny { rule_exists: true }
+        );
         assert_eq!(p.decide(WATCH, Some("spiffe://shop/cli")), Decision::Allow);
         assert_eq!(p.decide(WATCH, None), Decision::NeedsIdentity);
-        assert_eq!(p.decide("/grpc.health.v1.Health/Check", None), Decision::Allow);
+        assert_eq!(
+            p.decide("/grpc.health.v1.Health/Check", None),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn unlisted_methods_are_denied() {
         let p = policy();
         assert_eq!(
-            p.decide("/shop.support.v1.Support/Chat", Some("spiffe://shop/gateway")),
+            p.decide(
+                "/shop.support.v1.Support/Chat",
+                Some("spiffe://shop/gateway")
+            ),
             Decision::Deny { rule_exists: false }
         );
-        assert_eq!(Policy::default_deny().decide(PLACE, None), Decision::Deny { rule_exists: false });
+        assert_eq!(
+            Policy::default_deny().decide(PLACE, None),
+            Decision::Deny { rule_exists: false }
+        );
     }
 
     #[test]
     fn catch_all_rule_applies_last() {
         let p = policy().allow_authenticated("*");
         assert_eq!(p.decide("/x.Y/Z", Some("anyone")), Decision::Allow);
-        assert_eq!(p.decide(PLACE, Some("spiffe://shop/cli")), Decision::Deny { rule_exists: true });
+        assert_eq!(
+            p.decide(PLACE, Some("spiffe://shop/cli")),
+            Decision::Deny { rule_exists: true }
+        );
     }
 }

@@ -28,8 +28,10 @@ impl StaticTokens {
     /// Adds `token`, which authenticates as `principal`.
     pub fn with(mut self, token: impl Into<String>, principal: impl Into<String>) -> Self {
         let token: String = token.into();
-        self.entries
-            .push((token.into_bytes(), Identity::from_token_principal(principal)));
+        self.entries.push((
+            token.into_bytes(),
+            Identity::from_token_principal(principal),
+        ));
         self
     }
 }

@@ -96,7 +96,8 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_grpc_timeout(v).ok())
             .map(Deadline::after);
-        let deadline = Deadline::earliest(current.as_ref().and_then(CallContext::deadline), requested);
+        let deadline =
+            Deadline::earliest(current.as_ref().and_then(CallContext::deadline), requested);
         if let Some(deadline) = deadline {
             if deadline.is_expired() {
                 return ResponseFuture::expired(req.uri().path());
@@ -122,7 +123,8 @@ where
         if let Some(auth) = &self.authorization
             && !req.headers().contains_key(http::header::AUTHORIZATION)
         {
-            req.headers_mut().insert(http::header::AUTHORIZATION, auth.clone());
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, auth.clone());
         }
         ResponseFuture {
             state: State::Sent {
@@ -146,7 +148,8 @@ fn transport_status(error: BoxError) -> BoxError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
     while let Some(e) = source {
         if e.is::<tonic::TimeoutExpired>() {
-            return Status::deadline_exceeded("deadline passed while waiting for the response").into();
+            return Status::deadline_exceeded("deadline passed while waiting for the response")
+                .into();
         }
         let text = e.to_string();
         if causes.last() != Some(&text) {
@@ -154,7 +157,11 @@ fn transport_status(error: BoxError) -> BoxError {
         }
         source = e.source();
     }
-    Status::unavailable(format!("the call could not be completed: {}", causes.join(": "))).into()
+    Status::unavailable(format!(
+        "the call could not be completed: {}",
+        causes.join(": ")
+    ))
+    .into()
 }
 
 pin_project! {
@@ -202,14 +209,19 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Expired { status } => {
-                let status = status.take().expect("ResponseFuture polled after completion");
+                let status = status
+                    .take()
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Err(status.into()))
             }
             StateProj::Sent { inner, sleep, held } => {
                 if let Poll::Ready(result) = inner.poll(cx) {
                     let held = held.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(match result {
-                        Ok(response) => Ok(response.map(|body| Body::new(cancel::ResponseBody::new(body, held)))),
+                        Ok(response) => {
+                            Ok(response
+                                .map(|body| Body::new(cancel::ResponseBody::new(body, held))))
+                        }
                         Err(e) => Err(transport_status(e.into())),
                     });
                 }

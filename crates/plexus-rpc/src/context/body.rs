@@ -40,7 +40,11 @@ pin_project! {
 }
 
 impl<B> ContextBody<B> {
-    pub(crate) fn new(inner: B, sleep: Option<Pin<Box<Sleep>>>, guard: Option<CancelOnDrop>) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        sleep: Option<Pin<Box<Sleep>>>,
+        guard: Option<CancelOnDrop>,
+    ) -> Self {
         ContextBody {
             inner,
             sleep,
@@ -57,7 +61,10 @@ where
     type Data = Bytes;
     type Error = Status;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.project();
         if *this.done {
             return Poll::Ready(None);
@@ -74,7 +81,8 @@ where
         {
             *this.done = true;
             this.guard.take();
-            let status = Status::deadline_exceeded("deadline passed while the response was streaming");
+            let status =
+                Status::deadline_exceeded("deadline passed while the response was streaming");
             let trailers = crate::status::trailers(&status);
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }

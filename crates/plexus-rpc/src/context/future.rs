@@ -71,7 +71,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Rejected { status } => {
-                let status = status.take().expect("ResponseFuture polled after completion");
+                let status = status
+                    .take()
+                    .expect("ResponseFuture polled after completion");
                 Poll::Ready(Ok(status.into_http()))
             }
             StateProj::Running {

@@ -57,7 +57,11 @@ impl CallContext {
         }
     }
 
-    pub(crate) fn with_token(deadline: Option<Deadline>, trace: TraceContext, cancel: CancellationToken) -> Self {
+    pub(crate) fn with_token(
+        deadline: Option<Deadline>,
+        trace: TraceContext,
+        cancel: CancellationToken,
+    ) -> Self {
         CallContext {
             deadline,
             trace,

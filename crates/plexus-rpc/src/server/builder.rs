@@ -74,7 +74,12 @@ impl Server {
     /// Adds a tonic service (a generated `…Server`); health reports it serving.
     pub fn add_service<S>(mut self, service: S) -> Self
     where
-        S: Service<Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+        S: Service<Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
@@ -92,10 +97,12 @@ impl Server {
 
     /// Listens on `addr` (`127.0.0.1:0` picks a free port).
     pub async fn bind(self, addr: &str) -> Result<BoundServer, Error> {
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind {
-            addr: addr.to_owned(),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_owned(),
+                source,
+            })?;
         self.listen(listener).await
     }
 
@@ -110,7 +117,9 @@ impl Server {
         }
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in &self.service_names {
-            health.set_service_status(*name, ServingStatus::Serving).await;
+            health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
         }
         let v1 = self
             .reflection_builder()

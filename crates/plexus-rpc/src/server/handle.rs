@@ -58,7 +58,9 @@ impl ServerHandle {
             let _ = stop.send(());
         }
         match self.task.take() {
-            Some(task) => task.await.map_err(|e| Error::Io(std::io::Error::other(e)))?,
+            Some(task) => task
+                .await
+                .map_err(|e| Error::Io(std::io::Error::other(e)))?,
             None => Ok(()),
         }
     }

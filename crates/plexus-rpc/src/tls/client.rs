@@ -28,7 +28,11 @@ impl ClientTls {
     }
 
     /// Presents this certificate chain and key (PEM) to the server.
-    pub fn identity_pem(mut self, cert_chain: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Result<Self, Error> {
+    pub fn identity_pem(
+        mut self,
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Self, Error> {
         pem::certificates(cert_chain.as_ref(), "client certificate")?;
         pem::private_key(key.as_ref(), "client key")?;
         self.identity = Some((cert_chain.as_ref().to_vec(), key.as_ref().to_vec()));

@@ -64,7 +64,8 @@ impl ServerTls {
                         .add(ca.clone())
                         .map_err(|e| Error::tls(format!("client CA certificate unusable: {e}")))?;
                 }
-                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if self.require_client_cert {
                     verifier.build()
                 } else {
@@ -76,7 +77,11 @@ impl ServerTls {
         };
         let mut config = builder
             .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| Error::tls(format!("server certificate and key do not match or are unusable: {e}")))?;
+            .map_err(|e| {
+                Error::tls(format!(
+                    "server certificate and key do not match or are unusable: {e}"
+                ))
+            })?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
