@@ -22,6 +22,7 @@ pub mod client;
 pub mod context;
 pub mod echo;
 mod error;
+mod headers;
 pub mod limit;
 pub mod server;
 pub mod status;

@@ -9,8 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use plexus_core::Deadline;
-use plexus_core::deadline::{GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
-use plexus_core::trace::TRACEPARENT_HEADER;
+use plexus_core::deadline::parse_grpc_timeout;
 use tokio::time::Sleep;
 use tonic::Status;
 use tonic::body::Body;
@@ -19,6 +18,7 @@ use tower_service::Service;
 
 use super::cancel;
 use crate::context::CallContext;
+use crate::headers::{GRPC_TIMEOUT, TRACEPARENT};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -92,7 +92,7 @@ where
         let current = CallContext::current();
         let requested = req
             .headers()
-            .get(GRPC_TIMEOUT_HEADER)
+            .get(&GRPC_TIMEOUT)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_grpc_timeout(v).ok())
             .map(Deadline::after);
@@ -103,11 +103,11 @@ where
                 return ResponseFuture::expired(req.uri().path());
             }
             if let Ok(value) = HeaderValue::try_from(deadline.to_grpc_timeout()) {
-                req.headers_mut().insert(GRPC_TIMEOUT_HEADER, value);
+                req.headers_mut().insert(GRPC_TIMEOUT.clone(), value);
             }
         }
         if let Some(ctx) = &current
-            && !req.headers().contains_key(TRACEPARENT_HEADER)
+            && !req.headers().contains_key(&TRACEPARENT)
         {
             let span = ctx.trace().child();
             tracing::debug!(
@@ -117,7 +117,7 @@ where
                 "rpc.client"
             );
             if let Ok(value) = HeaderValue::try_from(span.to_traceparent()) {
-                req.headers_mut().insert(TRACEPARENT_HEADER, value);
+                req.headers_mut().insert(TRACEPARENT.clone(), value);
             }
         }
         if let Some(auth) = &self.authorization

@@ -9,22 +9,23 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-/// Cancels the token when dropped.
+use super::CallContext;
+
+/// Cancels the call's context when dropped.
 #[derive(Debug)]
-pub(crate) struct CancelOnDrop(CancellationToken);
+pub(crate) struct CancelOnDrop(CallContext);
 
 impl CancelOnDrop {
-    pub(crate) fn new(token: CancellationToken) -> Self {
-        CancelOnDrop(token)
+    pub(crate) fn new(ctx: CallContext) -> Self {
+        CancelOnDrop(ctx)
     }
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.0.cancellation().cancel();
     }
 }
 

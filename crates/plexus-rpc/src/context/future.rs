@@ -50,7 +50,7 @@ impl<F: Future> ResponseFuture<F> {
         let sleep = ctx
             .deadline()
             .map(|d| Box::pin(tokio::time::sleep_until(d.instant())));
-        let guard = Some(CancelOnDrop::new(ctx.cancellation().clone()));
+        let guard = Some(CancelOnDrop::new(ctx.clone()));
         ResponseFuture {
             state: State::Running {
                 inner: CURRENT.scope(ctx, inner),

@@ -3,10 +3,8 @@
 use std::task::{Context as TaskContext, Poll};
 
 use http::{Request, Response};
-use plexus_core::deadline::{GRPC_TIMEOUT_HEADER, parse_grpc_timeout};
-use plexus_core::trace::TRACEPARENT_HEADER;
+use plexus_core::deadline::parse_grpc_timeout;
 use plexus_core::{Deadline, TraceContext};
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic::body::Body;
 use tower_layer::Layer;
@@ -14,6 +12,7 @@ use tower_service::Service;
 
 use super::CallContext;
 use super::future::ResponseFuture;
+use crate::headers::{GRPC_TIMEOUT, TRACEPARENT};
 
 /// Installs a [`CallContext`] on every incoming call. See the [module docs](super).
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,17 +64,15 @@ where
                 req.uri().path()
             )));
         }
-        let parent = read_traceparent(&req);
-        let trace = parent.map_or_else(TraceContext::new_root, |p| p.child());
+        let ctx = CallContext::incoming(deadline, read_traceparent(&req));
+        // The fields are only evaluated when the span is enabled.
         let span = tracing::info_span!(
             "rpc.server",
             rpc.method = %req.uri().path(),
-            trace_id = %trace.trace_id(),
-            span_id = %trace.span_id(),
-            parent_span_id = parent.map(|p| p.span_id()).unwrap_or_default(),
+            trace_id = %ctx.trace().trace_id(),
+            span_id = %ctx.trace().span_id(),
+            parent_span_id = ctx.parent_trace().map(|p| p.span_id()).unwrap_or_default(),
         );
-        let cancel = CancellationToken::new();
-        let ctx = CallContext::with_token(deadline, trace, cancel);
         req.extensions_mut().insert(ctx.clone());
         let fut = {
             let _entered = span.enter();
@@ -86,7 +83,7 @@ where
 }
 
 fn read_deadline(req: &Request<Body>) -> Result<Option<Deadline>, Status> {
-    let Some(value) = req.headers().get(GRPC_TIMEOUT_HEADER) else {
+    let Some(value) = req.headers().get(&GRPC_TIMEOUT) else {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| {
@@ -97,7 +94,7 @@ fn read_deadline(req: &Request<Body>) -> Result<Option<Deadline>, Status> {
 }
 
 fn read_traceparent(req: &Request<Body>) -> Option<TraceContext> {
-    let value = req.headers().get(TRACEPARENT_HEADER)?.to_str().ok()?;
+    let value = req.headers().get(&TRACEPARENT)?.to_str().ok()?;
     match TraceContext::parse(value) {
         Ok(ctx) => Some(ctx),
         Err(e) => {

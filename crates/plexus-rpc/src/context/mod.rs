@@ -24,7 +24,9 @@ mod body;
 mod future;
 mod layer;
 
+use std::fmt;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use plexus_core::{Deadline, TraceContext};
 use tokio::task::JoinHandle;
@@ -39,33 +41,66 @@ tokio::task_local! {
 }
 
 /// What a handler knows about the call it serves, and what it passes on.
-#[derive(Debug, Clone)]
+///
+/// Clones share one context (cloning is a reference count).
+#[derive(Clone)]
 pub struct CallContext {
+    shared: Arc<Shared>,
+}
+
+/// What every clone of a [`CallContext`] shares.
+struct Shared {
     deadline: Option<Deadline>,
-    trace: TraceContext,
+    trace: LazyTrace,
     cancel: CancellationToken,
+}
+
+/// A call's trace context, its random ids drawn when first read: most calls
+/// never read them, and drawing them costs more than the rest of the
+/// context.
+struct LazyTrace {
+    /// The incoming `traceparent`, continued by this call's span.
+    parent: Option<TraceContext>,
+    own: OnceLock<TraceContext>,
+}
+
+impl LazyTrace {
+    fn get(&self) -> TraceContext {
+        *self.own.get_or_init(|| {
+            self.parent
+                .map_or_else(TraceContext::new_root, |p| p.child())
+        })
+    }
 }
 
 impl CallContext {
     /// A context for work that does not start from an incoming call (a
     /// command-line client, a test, a scheduled job).
     pub fn new(deadline: Option<Deadline>, trace: TraceContext) -> Self {
-        CallContext {
-            deadline,
-            trace,
-            cancel: CancellationToken::new(),
-        }
+        let trace = LazyTrace {
+            parent: None,
+            own: OnceLock::from(trace),
+        };
+        CallContext::with_trace(deadline, trace)
     }
 
-    pub(crate) fn with_token(
-        deadline: Option<Deadline>,
-        trace: TraceContext,
-        cancel: CancellationToken,
-    ) -> Self {
+    /// The context of an incoming call: its trace continues `parent`, or
+    /// starts a new trace without one.
+    pub(crate) fn incoming(deadline: Option<Deadline>, parent: Option<TraceContext>) -> Self {
+        let trace = LazyTrace {
+            parent,
+            own: OnceLock::new(),
+        };
+        CallContext::with_trace(deadline, trace)
+    }
+
+    fn with_trace(deadline: Option<Deadline>, trace: LazyTrace) -> Self {
         CallContext {
-            deadline,
-            trace,
-            cancel,
+            shared: Arc::new(Shared {
+                deadline,
+                trace,
+                cancel: CancellationToken::new(),
+            }),
         }
     }
 
@@ -76,7 +111,7 @@ impl CallContext {
 
     /// The deadline of the current call, if this task serves one that has one.
     pub fn current_deadline() -> Option<Deadline> {
-        CURRENT.try_with(|c| c.deadline).ok().flatten()
+        CURRENT.try_with(|c| c.deadline()).ok().flatten()
     }
 
     /// The context a handler was called with: read from the request's extensions.
@@ -86,28 +121,33 @@ impl CallContext {
 
     /// The call's deadline, if the caller set one.
     pub fn deadline(&self) -> Option<Deadline> {
-        self.deadline
+        self.shared.deadline
     }
 
     /// The trace context of this call's server span.
     pub fn trace(&self) -> TraceContext {
-        self.trace
+        self.shared.trace.get()
+    }
+
+    /// The trace context the caller sent, if it sent one.
+    pub(crate) fn parent_trace(&self) -> Option<TraceContext> {
+        self.shared.trace.parent
     }
 
     /// The token that fires when the call is over.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        &self.shared.cancel
     }
 
     /// Resolves when the call is over (cancelled, deadline passed, connection
     /// lost, or response finished).
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        self.shared.cancel.cancelled().await
     }
 
     /// Whether the call is over.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.shared.cancel.is_cancelled()
     }
 
     /// Runs `fut` with this context as the task's current context.
@@ -123,8 +163,18 @@ impl CallContext {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let cancel = self.cancel.clone();
+        let cancel = self.shared.cancel.clone();
         let scoped = CURRENT.scope(self.clone(), fut);
         tokio::spawn(async move { cancel.run_until_cancelled(scoped).await })
+    }
+}
+
+impl fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("deadline", &self.deadline())
+            .field("trace", &self.trace())
+            .field("cancel", self.cancellation())
+            .finish()
     }
 }

@@ -4,8 +4,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures::TryFutureExt;
-use futures::future::MapOk;
 use http::{Request, Response};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -15,6 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::frame::{FrameScanner, Oversized};
+use super::future::ResponseFuture;
 
 /// Limits the size of each request and response message. See the [module docs](super).
 #[derive(Debug, Clone, Copy)]
@@ -52,15 +51,13 @@ pub struct MessageSize<S> {
     limits: MessageSizeLayer,
 }
 
-type WrapResponse = Box<dyn FnOnce(Response<Body>) -> Response<Body> + Send>;
-
 impl<S> Service<Request<Body>> for MessageSize<S>
 where
     S: Service<Request<Body>, Response = Response<Body>>,
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = MapOk<S::Future, WrapResponse>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -68,13 +65,14 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let max_decoding = self.limits.max_decoding;
-        let max_encoding = self.limits.max_encoding;
         let req = req.map(|body| Body::new(Limited::new(body, max_decoding, Direction::Request)));
-        let wrap: WrapResponse = Box::new(move |res: Response<Body>| {
-            res.map(|body| Body::new(Limited::new(body, max_encoding, Direction::Response)))
-        });
-        self.inner.call(req).map_ok(wrap)
+        ResponseFuture::new(self.inner.call(req), self.limits.max_encoding)
     }
+}
+
+/// `response` with its messages checked against `max_encoding`.
+pub(super) fn limit_response(response: Response<Body>, max_encoding: usize) -> Response<Body> {
+    response.map(|body| Body::new(Limited::new(body, max_encoding, Direction::Response)))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -11,6 +11,8 @@
 //!   stream ends with `RESOURCE_EXHAUSTED` instead.
 
 mod frame;
+mod future;
 mod layer;
 
+pub use future::ResponseFuture;
 pub use layer::{MessageSize, MessageSizeLayer};
