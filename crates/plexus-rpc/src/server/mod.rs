@@ -26,7 +26,9 @@ mod connection_info;
 mod handle;
 mod limits;
 mod serve;
+mod timer;
 mod unimplemented;
+mod wake_gate;
 
 pub use builder::{BoundServer, Server};
 pub use connection_info::ConnectionInfo;

@@ -12,7 +12,7 @@ use futures::future::Either;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -24,7 +24,9 @@ use tonic::service::Routes;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::timer::Timer;
 use super::unimplemented::NameUnimplemented;
+use super::wake_gate::WakeGate;
 use super::{ConnectionInfo, Limits};
 use crate::auth::{Auth, AuthLayer, Identity};
 use crate::context::{Context, ContextLayer};
@@ -168,7 +170,7 @@ pub(crate) async fn run(
 fn http2_builder(limits: &Limits) -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .timer(TokioTimer::new())
+        .timer(Timer)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(limits.max_header_list_size)
         .keep_alive_interval(limits.http2_keepalive_interval)
@@ -256,7 +258,7 @@ impl Connection {
                 }
                 return;
             }
-            _ = self.stop.cancelled() => {}
+            _ = WakeGate::new(self.stop.cancelled()) => {}
         }
         conn.as_mut().graceful_shutdown();
         if let Err(e) = conn.await {
