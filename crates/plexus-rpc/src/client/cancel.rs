@@ -21,7 +21,15 @@ pub(crate) fn pair() -> (Held, oneshot::Receiver<()>) {
 
 /// Held by the response side; dropping it cancels the request stream.
 #[derive(Debug)]
-pub(crate) struct Held(#[allow(dead_code)] oneshot::Sender<()>);
+pub(crate) struct Held(oneshot::Sender<()>);
+
+impl Held {
+    /// Whether the request stream is already gone (it ended, or failed), so
+    /// that dropping this has no effect any more.
+    pub(crate) fn is_moot(&self) -> bool {
+        self.0.is_closed()
+    }
+}
 
 pin_project! {
     /// A request body that fails once its call is dropped.

@@ -218,6 +218,10 @@ where
                 if let Poll::Ready(result) = inner.poll(cx) {
                     let held = held.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(match result {
+                        // Most calls (unary, server streaming) have sent their
+                        // whole request by now: nothing left to cancel, and no
+                        // need to wrap every frame of the response.
+                        Ok(response) if held.is_moot() => Ok(response.map(Body::new)),
                         Ok(response) => {
                             Ok(response
                                 .map(|body| Body::new(cancel::ResponseBody::new(body, held))))
