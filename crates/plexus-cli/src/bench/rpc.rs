@@ -8,7 +8,10 @@
 //!   called through a [`ClientBuilder`] channel (deadline and trace
 //!   propagation);
 //! - **bare**: `tonic::transport::Server` with the generated `EchoServer`,
-//!   called through a plain `tonic::transport::Endpoint` channel.
+//!   called through a plain `tonic::transport::Endpoint` channel. With
+//!   `--bare-keepalive` both ends also get the HTTP/2 keepalive plexus has
+//!   by default, which hyper pays for on every frame and every wake of a
+//!   connection: that comparison shows the cost of plexus's layers alone.
 //!
 //! Each measurement opens one channel (one HTTP/2 connection) and shares it
 //! among its workers, as a service talking to one peer would. The channel is
@@ -26,14 +29,13 @@ mod stacks;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use plexus_rpc::client::ClientBuilder;
 use plexus_rpc::echo::EchoService;
 use serde::Serialize;
 
 use super::load;
 use super::output::{Document, Machine, write_json};
 use super::report::{self, Figures, Floors, Row, RowSpec};
-use stacks::{Channel, EchoCaller, Servers, Stack};
+use stacks::{Channel, EchoCaller, Keepalive, Servers, Stack};
 
 /// Throughput and p50 floors plexus must clear against bare tonic.
 const FLOORS: Floors = Floors {
@@ -120,6 +122,12 @@ pub struct Args {
     /// only good for checking that everything runs.
     #[arg(long)]
     quick: bool,
+    /// Give bare tonic the HTTP/2 keepalive plexus has by default (a ping
+    /// every 30 s on an idle connection, 10 s to answer; both ends), so
+    /// that the comparison isolates plexus's per-call layers. The floors
+    /// are meant for the default comparison, without it.
+    #[arg(long)]
+    bare_keepalive: bool,
     /// Only these call kinds (repeatable). Default: all.
     #[arg(long = "kind", value_enum)]
     kinds: Vec<Kind>,
@@ -136,6 +144,7 @@ struct Settings {
     warmup_s: f64,
     rounds: u32,
     quick: bool,
+    bare_keepalive: bool,
     concurrency: Vec<usize>,
     connections: &'static str,
     runtime: &'static str,
@@ -158,6 +167,7 @@ impl Settings {
             warmup_s: args.warmup.unwrap_or(warmup).as_secs_f64(),
             rounds: args.rounds.unwrap_or(rounds),
             quick: args.quick,
+            bare_keepalive: args.bare_keepalive,
             concurrency,
             connections: "one per stack and round, shared by the round's workers",
             runtime: "tokio multi-thread, one worker per core; servers and load generator in one process",
@@ -192,7 +202,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if machine.build_profile == "debug" {
         eprintln!("note: this is a debug build; build with --release for meaningful figures");
     }
-    let servers = Servers::start(EchoService).await?;
+    let bare_keepalive = args.bare_keepalive.then(Keepalive::plexus_default);
+    let servers = Servers::start(EchoService, bare_keepalive).await?;
     let mut rows = Vec::new();
     for scenario in SCENARIOS {
         if !args.kinds.is_empty() && !args.kinds.contains(&scenario.kind) {
@@ -214,10 +225,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     servers.stop().await?;
 
     println!();
-    report::print(&rows, &FLOORS, "bare tonic");
+    let baseline = if args.bare_keepalive {
+        "bare tonic + keepalive"
+    } else {
+        "bare tonic"
+    };
+    report::print(&rows, &FLOORS, baseline);
     let document = Document {
         bench: "rpc",
-        baseline: "bare tonic",
+        baseline,
         machine,
         all_floors_hold: rows.iter().all(|r| r.floors.holds()),
         settings,
@@ -237,7 +253,7 @@ async fn measure(
     settings: &Settings,
 ) -> anyhow::Result<Row> {
     for stack in [Stack::Plexus, Stack::Bare] {
-        let channel = connect(servers, stack).await?;
+        let channel = servers.connect(stack).await?;
         load::run(callers(&channel, scenario, concurrency), settings.warmup()).await?;
     }
     let mut plexus_rounds = Vec::new();
@@ -252,7 +268,7 @@ async fn measure(
             // A fresh connection each round: where the runtime places a
             // connection's tasks can favour one connection over another for
             // its whole life, so each round draws that placement anew.
-            let channel = connect(servers, stack).await?;
+            let channel = servers.connect(stack).await?;
             load::run(
                 callers(&channel, scenario, concurrency),
                 settings.round_warmup(),
@@ -277,15 +293,6 @@ async fn measure(
         unit: scenario.unit(),
     };
     Ok(Row::new(spec, plexus_rounds, bare_rounds, &FLOORS))
-}
-
-async fn connect(servers: &Servers, stack: Stack) -> anyhow::Result<Channel> {
-    match stack {
-        Stack::Plexus => Ok(Channel::Plexus(
-            ClientBuilder::new(servers.plexus_url()).connect().await?,
-        )),
-        Stack::Bare => Channel::bare(&servers.bare_url()).await,
-    }
 }
 
 /// One worker per call in flight, all sharing `channel`.

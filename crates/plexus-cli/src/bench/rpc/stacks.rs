@@ -1,13 +1,16 @@
 //! The two stacks under test: their servers, channels and the call a worker
 //! repeats.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use bytes::Bytes;
+use plexus_rpc::client::ClientBuilder;
 use plexus_rpc::echo::EchoService;
 use plexus_rpc::echo::v1::echo_client::EchoClient;
 use plexus_rpc::echo::v1::echo_server::EchoServer;
 use plexus_rpc::echo::v1::{EchoRequest, StreamRequest};
-use plexus_rpc::server::ServerHandle;
+use plexus_rpc::server::{Limits, ServerHandle};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -32,16 +35,40 @@ pub struct Servers {
     bare: BareServer,
 }
 
+/// HTTP/2 keepalive settings for the bare stack: by default it has none,
+/// while plexus pings idle connections on both ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    interval: Duration,
+    timeout: Duration,
+}
+
+impl Keepalive {
+    /// The keepalive a plexus server (and client) uses by default.
+    pub fn plexus_default() -> Self {
+        let limits = Limits::default();
+        Keepalive {
+            interval: limits.http2_keepalive_interval,
+            timeout: limits.http2_keepalive_timeout,
+        }
+    }
+}
+
 /// A bare tonic server on a background task.
 struct BareServer {
     url: String,
+    keepalive: Option<Keepalive>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl Servers {
-    /// Starts both servers on free loopback ports.
-    pub async fn start(service: EchoService) -> anyhow::Result<Self> {
+    /// Starts both servers on free loopback ports; the bare one (and its
+    /// clients) with `bare_keepalive`, if given.
+    pub async fn start(
+        service: EchoService,
+        bare_keepalive: Option<Keepalive>,
+    ) -> anyhow::Result<Self> {
         let plexus = plexus_rpc::Server::builder()
             .add_service(EchoServer::new(service))
             .bind("127.0.0.1:0")
@@ -55,8 +82,14 @@ impl Servers {
         let url = format!("http://{}", listener.local_addr()?);
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop, stopped) = oneshot::channel::<()>();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(keepalive) = bare_keepalive {
+            builder = builder
+                .http2_keepalive_interval(Some(keepalive.interval))
+                .http2_keepalive_timeout(Some(keepalive.timeout));
+        }
         let task = tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(EchoServer::new(service))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
@@ -64,18 +97,24 @@ impl Servers {
         );
         Ok(Servers {
             plexus,
-            bare: BareServer { url, stop, task },
+            bare: BareServer {
+                url,
+                keepalive: bare_keepalive,
+                stop,
+                task,
+            },
         })
     }
 
-    /// The plexus server's URL.
-    pub fn plexus_url(&self) -> String {
-        self.plexus.url()
-    }
-
-    /// The bare server's URL.
-    pub fn bare_url(&self) -> String {
-        self.bare.url.clone()
+    /// A new channel (a new connection) of `stack` to its server.
+    pub async fn connect(&self, stack: Stack) -> anyhow::Result<Channel> {
+        match stack {
+            Stack::Plexus => {
+                let channel = ClientBuilder::new(self.plexus.url()).connect().await?;
+                Ok(Channel::Plexus(channel))
+            }
+            Stack::Bare => Channel::bare(&self.bare.url, self.bare.keepalive).await,
+        }
     }
 
     /// Stops both servers and waits for them.
@@ -104,9 +143,15 @@ pub enum Channel {
 
 impl Channel {
     /// Connects a plain tonic channel to `url`.
-    pub async fn bare(url: &str) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .with_context(|| format!("invalid bare tonic server URL {url}"))?
+    pub async fn bare(url: &str, keepalive: Option<Keepalive>) -> anyhow::Result<Self> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("invalid bare tonic server URL {url}"))?;
+        if let Some(keepalive) = keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(keepalive.interval)
+                .keep_alive_timeout(keepalive.timeout);
+        }
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot connect to the bare tonic server at {url}"))?;
