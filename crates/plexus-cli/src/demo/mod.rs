@@ -163,6 +163,9 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
 }
 
 async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {
+    // Listen for Ctrl-C before saying so: an interrupt that arrives between
+    // the message and the listener would otherwise kill the process.
+    let interrupted = interrupt_listener()?;
     let orders = shop.orders.local_addr();
     let support = shop.support.local_addr();
     println!(
@@ -175,9 +178,25 @@ async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {
          \x20 plexus call {orders} shop.orders.v1.Orders/WatchOrder -d '{{\"order_id\":\"{order_id}\",\"step_millis\":500}}'\n\
          \x20 plexus call {support} shop.support.v1.Support/Chat -d -    # then type {{\"text\":\"where is {order_id}?\"}}"
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    interrupted.await;
     println!("stopping the shop");
     Ok(())
+}
+
+/// Registers for SIGINT now and returns a future that resolves on it.
+#[cfg(unix)]
+fn interrupt_listener() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    Ok(async move {
+        interrupts.recv().await;
+    })
+}
+
+/// Registers for Ctrl-C and returns a future that resolves on it.
+#[cfg(not(unix))]
+fn interrupt_listener() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
