@@ -25,7 +25,7 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancellation().cancel();
+        self.0.end();
     }
 }
 

@@ -26,7 +26,7 @@ mod layer;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use plexus_core::{Deadline, TraceContext};
 use tokio::task::JoinHandle;
@@ -52,7 +52,7 @@ pub struct CallContext {
 struct Shared {
     deadline: Option<Deadline>,
     trace: LazyTrace,
-    cancel: CancellationToken,
+    cancel: LazyToken,
 }
 
 /// A call's trace context, its random ids drawn when first read: most calls
@@ -70,6 +70,41 @@ impl LazyTrace {
             self.parent
                 .map_or_else(TraceContext::new_root, |p| p.child())
         })
+    }
+}
+
+/// A call's cancellation token, made when first asked for: most calls never
+/// ask, and a token costs an allocation and a lock to make, to fire and to
+/// drop. Once the call is over, a token made then is made cancelled.
+#[derive(Default)]
+struct LazyToken {
+    token: OnceLock<CancellationToken>,
+    /// Whether the call is over. Its lock orders `end` against a token being
+    /// made: whichever takes it second fires the token.
+    over: Mutex<bool>,
+}
+
+impl LazyToken {
+    fn get(&self) -> &CancellationToken {
+        let token = self.token.get_or_init(CancellationToken::new);
+        if *self.over.lock().unwrap_or_else(|e| e.into_inner()) {
+            token.cancel();
+        }
+        token
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.token.get().map_or_else(
+            || *self.over.lock().unwrap_or_else(|e| e.into_inner()),
+            |t| t.is_cancelled(),
+        )
+    }
+
+    fn end(&self) {
+        *self.over.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        if let Some(token) = self.token.get() {
+            token.cancel();
+        }
     }
 }
 
@@ -99,7 +134,7 @@ impl CallContext {
             shared: Arc::new(Shared {
                 deadline,
                 trace,
-                cancel: CancellationToken::new(),
+                cancel: LazyToken::default(),
             }),
         }
     }
@@ -136,13 +171,18 @@ impl CallContext {
 
     /// The token that fires when the call is over.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.shared.cancel
+        self.shared.cancel.get()
+    }
+
+    /// Marks the call over: fires its cancellation.
+    fn end(&self) {
+        self.shared.cancel.end();
     }
 
     /// Resolves when the call is over (cancelled, deadline passed, connection
     /// lost, or response finished).
     pub async fn cancelled(&self) {
-        self.shared.cancel.cancelled().await
+        self.cancellation().cancelled().await
     }
 
     /// Whether the call is over.
@@ -163,7 +203,7 @@ impl CallContext {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let cancel = self.shared.cancel.clone();
+        let cancel = self.cancellation().clone();
         let scoped = CURRENT.scope(self.clone(), fut);
         tokio::spawn(async move { cancel.run_until_cancelled(scoped).await })
     }
@@ -176,5 +216,38 @@ impl fmt::Debug for CallContext {
             .field("trace", &self.trace())
             .field("cancel", self.cancellation())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_fires_when_the_call_ends_whenever_it_was_made() {
+        let before = CallContext::incoming(None, None);
+        let token = before.cancellation().clone();
+        assert!(!before.is_cancelled());
+        before.end();
+        assert!(token.is_cancelled() && before.is_cancelled());
+
+        let after = CallContext::incoming(None, None);
+        after.end();
+        assert!(after.is_cancelled());
+        assert!(
+            after.cancellation().is_cancelled(),
+            "a token made after the end is cancelled"
+        );
+    }
+
+    #[test]
+    fn clones_share_the_trace_drawn_on_first_read() {
+        let parent = TraceContext::new_root();
+        let ctx = CallContext::incoming(None, Some(parent));
+        let clone = ctx.clone();
+        let trace = clone.trace();
+        assert_eq!(ctx.trace(), trace);
+        assert_eq!(trace.trace_id(), parent.trace_id());
+        assert_ne!(trace.span_id(), parent.span_id());
     }
 }
