@@ -4,14 +4,19 @@
 //! TCP, on the same multi-thread runtime as the load generator:
 //!
 //! - **plexus**: [`plexus_rpc::Server`] with its per-call layers (context:
-//!   deadline, trace, cancellation; message-size limits; no TLS, no auth),
-//!   called through a [`ClientBuilder`] channel (deadline and trace
-//!   propagation);
+//!   deadline, trace, cancellation; message-size limits; HTTP/2 keepalive;
+//!   no TLS, no auth). By default it is called through the same plain
+//!   tonic channel as the bare server, so the ratio is the cost of the
+//!   plexus server stack (what the floors are about); with
+//!   `--client plexus` it is called through a
+//!   [`ClientBuilder`](plexus_rpc::client::ClientBuilder) channel
+//!   (deadline, trace and cancellation propagation): plexus end to end;
 //! - **bare**: `tonic::transport::Server` with the generated `EchoServer`,
 //!   called through a plain `tonic::transport::Endpoint` channel. With
-//!   `--bare-keepalive` both ends also get the HTTP/2 keepalive plexus has
-//!   by default, which hyper pays for on every frame and every wake of a
-//!   connection: that comparison shows the cost of plexus's layers alone.
+//!   `--bare-keepalive` the bare server also gets the HTTP/2 keepalive a
+//!   plexus server has by default, which hyper pays for on every frame and
+//!   every wake of a connection: that comparison shows the cost of plexus's
+//!   layers alone.
 //!
 //! Each measurement opens one channel (one HTTP/2 connection) and shares it
 //! among its workers, as a service talking to one peer would. The channel is
@@ -122,12 +127,19 @@ pub struct Args {
     /// only good for checking that everything runs.
     #[arg(long)]
     quick: bool,
-    /// Give bare tonic the HTTP/2 keepalive plexus has by default (a ping
-    /// every 30 s on an idle connection, 10 s to answer; both ends), so
-    /// that the comparison isolates plexus's per-call layers. The floors
-    /// are meant for the default comparison, without it.
+    /// Give the bare tonic server the HTTP/2 keepalive a plexus server has
+    /// by default (a ping every 30 s on an idle connection, 10 s to
+    /// answer), so that the comparison isolates plexus's per-call layers.
+    /// The floors are meant for the default comparison, without it.
     #[arg(long)]
     bare_keepalive: bool,
+    /// Which client calls the plexus server. `bare` (the default): the same
+    /// plain tonic channel that calls the bare server, so the ratio is the
+    /// cost of the plexus server stack, which the floors are about.
+    /// `plexus`: a plexus `ClientBuilder` channel (deadline, trace and
+    /// cancellation propagation), so the ratio is plexus end to end.
+    #[arg(long, value_enum, default_value_t = ClientKind::Bare)]
+    client: ClientKind,
     /// Only these call kinds (repeatable). Default: all.
     #[arg(long = "kind", value_enum)]
     kinds: Vec<Kind>,
@@ -135,6 +147,16 @@ pub struct Args {
     /// Default: 1 and 64.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     concurrency: Vec<u16>,
+}
+
+/// The client that calls the plexus server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// A plain tonic channel, as for the bare server.
+    Bare,
+    /// A plexus `ClientBuilder` channel.
+    Plexus,
 }
 
 /// The settings a run used, as recorded in the JSON.
@@ -145,6 +167,7 @@ struct Settings {
     rounds: u32,
     quick: bool,
     bare_keepalive: bool,
+    plexus_client: ClientKind,
     concurrency: Vec<usize>,
     connections: &'static str,
     runtime: &'static str,
@@ -168,6 +191,7 @@ impl Settings {
             rounds: args.rounds.unwrap_or(rounds),
             quick: args.quick,
             bare_keepalive: args.bare_keepalive,
+            plexus_client: args.client,
             concurrency,
             connections: "one per stack and round, shared by the round's workers",
             runtime: "tokio multi-thread, one worker per core; servers and load generator in one process",
@@ -203,7 +227,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("note: this is a debug build; build with --release for meaningful figures");
     }
     let bare_keepalive = args.bare_keepalive.then(Keepalive::plexus_default);
-    let servers = Servers::start(EchoService, bare_keepalive).await?;
+    eprintln!(
+        "the plexus server is called through {}",
+        match args.client {
+            ClientKind::Bare => "the same plain tonic channel as the bare server (server stack compared)",
+            ClientKind::Plexus => "a plexus ClientBuilder channel (plexus end to end compared)",
+        }
+    );
+    let servers = Servers::start(EchoService, bare_keepalive, args.client).await?;
     let mut rows = Vec::new();
     for scenario in SCENARIOS {
         if !args.kinds.is_empty() && !args.kinds.contains(&scenario.kind) {
@@ -225,10 +256,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     servers.stop().await?;
 
     println!();
-    let baseline = if args.bare_keepalive {
-        "bare tonic + keepalive"
-    } else {
-        "bare tonic"
+    let baseline = match (args.bare_keepalive, args.client) {
+        (false, ClientKind::Bare) => "bare tonic server (same client)",
+        (true, ClientKind::Bare) => "bare tonic server + keepalive (same client)",
+        (false, ClientKind::Plexus) => "bare tonic client and server",
+        (true, ClientKind::Plexus) => "bare tonic client and server + keepalive",
     };
     report::print(&rows, &FLOORS, baseline);
     let document = Document {

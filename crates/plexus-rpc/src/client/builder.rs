@@ -18,8 +18,7 @@ pub struct ClientBuilder {
     tls: Option<ClientTls>,
     token: Option<String>,
     connect_timeout: Duration,
-    keepalive_interval: Duration,
-    keepalive_timeout: Duration,
+    keepalive: Option<(Duration, Duration)>,
 }
 
 impl ClientBuilder {
@@ -30,8 +29,7 @@ impl ClientBuilder {
             tls: None,
             token: None,
             connect_timeout: Duration::from_secs(5),
-            keepalive_interval: Duration::from_secs(30),
-            keepalive_timeout: Duration::from_secs(10),
+            keepalive: None,
         }
     }
 
@@ -53,6 +51,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Pings the server every `interval` while the connection is open and
+    /// drops the connection when a ping is not answered within `timeout`,
+    /// so a dead server or path is noticed without waiting for a call to
+    /// fail. Off by default: the server already pings idle clients (see
+    /// [`Limits`](crate::server::Limits)), and hyper's keepalive bookkeeping
+    /// costs a lock per received frame.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some((interval, timeout));
+        self
+    }
+
     fn endpoint(&self) -> Result<(Endpoint, PropagateLayer), Error> {
         let invalid = |reason: String| Error::InvalidUri {
             uri: self.uri.clone(),
@@ -61,9 +70,12 @@ impl ClientBuilder {
         let mut endpoint = Endpoint::from_shared(self.uri.clone())
             .map_err(|e| invalid(format!("{e}; expected e.g. http://127.0.0.1:50051")))?
             .connect_timeout(self.connect_timeout)
-            .http2_keep_alive_interval(self.keepalive_interval)
-            .keep_alive_timeout(self.keepalive_timeout)
             .tcp_nodelay(true);
+        if let Some((interval, timeout)) = self.keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(interval)
+                .keep_alive_timeout(timeout);
+        }
         if let Some(tls) = &self.tls {
             if !self.uri.starts_with("https://") {
                 return Err(invalid("TLS needs an https:// address".to_owned()));

@@ -32,8 +32,9 @@ impl Drop for CancelOnDrop {
 pin_project! {
     /// A response body bound to its call: see the [module docs](self).
     pub struct ContextBody<B> {
+        // `None` for an answer made of its status alone (trailers-only).
         #[pin]
-        inner: B,
+        inner: Option<B>,
         sleep: Option<Pin<Box<Sleep>>>,
         guard: Option<CancelOnDrop>,
         done: bool,
@@ -47,11 +48,21 @@ impl<B> ContextBody<B> {
         guard: Option<CancelOnDrop>,
     ) -> Self {
         ContextBody {
-            inner,
+            inner: Some(inner),
             sleep,
             guard,
             done: false,
         }
+    }
+
+    /// A trailers-only answer: `status` in the response headers, no body.
+    pub(crate) fn status_only(status: Status) -> http::Response<Self> {
+        status.into_http::<()>().map(|()| ContextBody {
+            inner: None,
+            sleep: None,
+            guard: None,
+            done: true,
+        })
     }
 }
 
@@ -70,7 +81,10 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = inner.poll_frame(cx) {
             if frame.is_none() {
                 *this.done = true;
                 this.guard.take();
@@ -91,10 +105,13 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || self.inner.is_end_stream()
+        self.done || self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Some(inner) if !self.done => inner.size_hint(),
+            _ => SizeHint::with_exact(0),
+        }
     }
 }

@@ -9,7 +9,6 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Sleep;
 use tonic::Status;
-use tonic::body::Body;
 use tracing::Span;
 
 use super::body::{CancelOnDrop, ContextBody};
@@ -62,11 +61,11 @@ impl<F: Future> ResponseFuture<F> {
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<Body>, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<ContextBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -74,7 +73,7 @@ where
                 let status = status
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(status.into_http()))
+                Poll::Ready(Ok(ContextBody::status_only(status)))
             }
             StateProj::Running {
                 inner,
@@ -91,10 +90,9 @@ where
                     ready!(sleep.as_mut().poll(cx));
                     tracing::debug!("deadline passed while the handler was running");
                     // Dropping the guard (when this future is dropped) cancels the call.
-                    return Poll::Ready(Ok(Status::deadline_exceeded(
+                    return Poll::Ready(Ok(ContextBody::status_only(Status::deadline_exceeded(
                         "deadline passed while the call was being handled",
-                    )
-                    .into_http()));
+                    ))));
                 }
                 Poll::Pending
             }
@@ -102,11 +100,11 @@ where
     }
 }
 
-fn ready_response<E>(
-    result: Result<Response<Body>, E>,
+fn ready_response<B, E>(
+    result: Result<Response<B>, E>,
     sleep: Option<Pin<Box<Sleep>>>,
     guard: Option<CancelOnDrop>,
-) -> Result<Response<Body>, E> {
+) -> Result<Response<ContextBody<B>>, E> {
     let response = result?;
-    Ok(response.map(|body| Body::new(ContextBody::new(body, sleep, guard))))
+    Ok(response.map(|body| ContextBody::new(body, sleep, guard)))
 }

@@ -10,8 +10,8 @@ use tonic::body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::CallContext;
 use super::future::ResponseFuture;
+use super::{CallContext, ContextBody};
 use crate::headers::{GRPC_TIMEOUT, TRACEPARENT};
 
 /// Installs a [`CallContext`] on every incoming call. See the [module docs](super).
@@ -41,11 +41,11 @@ pub struct Context<S> {
     inner: S,
 }
 
-impl<S> Service<Request<Body>> for Context<S>
+impl<S, B> Service<Request<Body>> for Context<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>>,
+    S: Service<Request<Body>, Response = Response<B>>,
 {
-    type Response = Response<Body>;
+    type Response = Response<ContextBody<B>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

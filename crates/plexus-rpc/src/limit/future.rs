@@ -6,9 +6,8 @@ use std::task::{Context, Poll, ready};
 
 use http::Response;
 use pin_project_lite::pin_project;
-use tonic::body::Body;
 
-use super::layer::limit_response;
+use super::layer::{LimitedBody, limit_response};
 
 pin_project! {
     /// The response future of [`MessageSize`](super::MessageSize): checks
@@ -29,11 +28,11 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, E> Future for ResponseFuture<F>
+impl<F, B, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<Body>, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<LimitedBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();

@@ -51,11 +51,11 @@ pub struct MessageSize<S> {
     limits: MessageSizeLayer,
 }
 
-impl<S> Service<Request<Body>> for MessageSize<S>
+impl<S, B> Service<Request<Body>> for MessageSize<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>>,
+    S: Service<Request<Body>, Response = Response<B>>,
 {
-    type Response = Response<Body>;
+    type Response = Response<LimitedBody<B>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -65,14 +65,18 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let max_decoding = self.limits.max_decoding;
-        let req = req.map(|body| Body::new(Limited::new(body, max_decoding, Direction::Request)));
+        let req =
+            req.map(|body| Body::new(LimitedBody::new(body, max_decoding, Direction::Request)));
         ResponseFuture::new(self.inner.call(req), self.limits.max_encoding)
     }
 }
 
 /// `response` with its messages checked against `max_encoding`.
-pub(super) fn limit_response(response: Response<Body>, max_encoding: usize) -> Response<Body> {
-    response.map(|body| Body::new(Limited::new(body, max_encoding, Direction::Response)))
+pub(super) fn limit_response<B>(
+    response: Response<B>,
+    max_encoding: usize,
+) -> Response<LimitedBody<B>> {
+    response.map(|body| LimitedBody::new(body, max_encoding, Direction::Response))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,8 +86,10 @@ enum Direction {
 }
 
 pin_project! {
-    /// A body whose gRPC messages are checked against a size limit.
-    struct Limited<B> {
+    /// A body whose gRPC messages are checked against a size limit: a
+    /// request body fails with `RESOURCE_EXHAUSTED`, a response body ends
+    /// with `RESOURCE_EXHAUSTED` trailers.
+    pub struct LimitedBody<B> {
         #[pin]
         inner: B,
         scanner: FrameScanner,
@@ -96,9 +102,9 @@ pin_project! {
     }
 }
 
-impl<B> Limited<B> {
+impl<B> LimitedBody<B> {
     fn new(inner: B, limit: usize, direction: Direction) -> Self {
-        Limited {
+        LimitedBody {
             inner,
             scanner: FrameScanner::new(limit),
             limit,
@@ -109,7 +115,7 @@ impl<B> Limited<B> {
     }
 }
 
-impl<B> HttpBody for Limited<B>
+impl<B> HttpBody for LimitedBody<B>
 where
     B: HttpBody<Data = Bytes, Error = Status>,
 {

@@ -15,4 +15,4 @@ mod future;
 mod layer;
 
 pub use future::ResponseFuture;
-pub use layer::{MessageSize, MessageSizeLayer};
+pub use layer::{LimitedBody, MessageSize, MessageSizeLayer};

@@ -29,42 +29,44 @@ use super::unimplemented::NameUnimplemented;
 use super::wake_gate::WakeGate;
 use super::{ConnectionInfo, Limits};
 use crate::auth::{Auth, AuthLayer, Identity};
-use crate::context::{Context, ContextLayer};
+use crate::context::{Context, ContextBody, ContextLayer};
 use crate::error::Error;
-use crate::limit::{MessageSize, MessageSizeLayer};
+use crate::limit::{LimitedBody, MessageSize, MessageSizeLayer};
 
-/// The per-call service stack, shared by every connection.
+/// The per-call service stack, shared by every connection: context, then
+/// message-size limits, then authorization (when a policy is set), then
+/// tonic's router. Response bodies are wrapped, not boxed, on the way out.
 #[derive(Clone)]
 pub(crate) struct Stack {
-    service: Context<Guarded>,
+    service: Context<MessageSize<Guarded>>,
 }
 
-/// The inner stack, with or without authorization.
+/// The router, with or without authorization in front.
 #[derive(Clone)]
 enum Guarded {
-    Open(MessageSize<Routes>),
-    Auth(Auth<MessageSize<Routes>>),
+    Open(Routes),
+    Auth(Auth<Routes>),
 }
 
 impl Stack {
     pub(crate) fn new(routes: Routes, auth: Option<AuthLayer>, limits: &Limits) -> Self {
+        let guarded = match auth {
+            Some(auth) => Guarded::Auth(auth.layer(routes)),
+            None => Guarded::Open(routes),
+        };
         let sized = MessageSizeLayer::new(
             limits.max_decoding_message_size,
             limits.max_encoding_message_size,
         )
-        .layer(routes);
-        let guarded = match auth {
-            Some(auth) => Guarded::Auth(auth.layer(sized)),
-            None => Guarded::Open(sized),
-        };
+        .layer(guarded);
         Stack {
-            service: ContextLayer::new().layer(guarded),
+            service: ContextLayer::new().layer(sized),
         }
     }
 }
 
-type RoutesFuture = <MessageSize<Routes> as Service<Request<Body>>>::Future;
-type AuthFuture = <Auth<MessageSize<Routes>> as Service<Request<Body>>>::Future;
+type RoutesFuture = <Routes as Service<Request<Body>>>::Future;
+type AuthFuture = <Auth<Routes> as Service<Request<Body>>>::Future;
 
 impl Service<Request<Body>> for Guarded {
     type Response = Response<Body>;
@@ -76,7 +78,7 @@ impl Service<Request<Body>> for Guarded {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Infallible>> {
         match self {
-            Guarded::Open(s) => s.poll_ready(cx),
+            Guarded::Open(s) => Service::<Request<Body>>::poll_ready(s, cx),
             Guarded::Auth(s) => s.poll_ready(cx),
         }
     }
@@ -97,10 +99,15 @@ struct ConnectionService {
     info: ConnectionInfo,
 }
 
+/// What a call answers with: the router's body behind the message-size and
+/// context wrappers.
+type CallBody = ContextBody<LimitedBody<Body>>;
+
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
-    type Response = Response<Body>;
+    type Response = Response<CallBody>;
     type Error = Infallible;
-    type Future = NameUnimplemented<<Context<Guarded> as Service<Request<Body>>>::Future>;
+    type Future =
+        NameUnimplemented<<Context<MessageSize<Guarded>> as Service<Request<Body>>>::Future>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);

@@ -8,7 +8,6 @@ use std::task::{Context, Poll, ready};
 use http::{Response, Uri};
 use pin_project_lite::pin_project;
 use tonic::Status;
-use tonic::body::Body;
 
 pin_project! {
     /// A response future whose `UNIMPLEMENTED` answer, if it has no message,
@@ -29,11 +28,11 @@ impl<F> NameUnimplemented<F> {
     }
 }
 
-impl<F, E> Future for NameUnimplemented<F>
+impl<F, B, E> Future for NameUnimplemented<F>
 where
-    F: Future<Output = Result<Response<Body>, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();

@@ -17,13 +17,14 @@ use tokio::task::JoinHandle;
 use tonic::transport::Endpoint;
 use tonic::transport::server::TcpIncoming;
 
-use super::Kind;
+use super::{ClientKind, Kind};
 use crate::bench::load::Caller;
 
 /// Which stack a measurement runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stack {
-    /// `plexus_rpc::Server` and a `ClientBuilder` channel.
+    /// `plexus_rpc::Server`, called through a plain tonic channel or a
+    /// `ClientBuilder` channel (see `--client`).
     Plexus,
     /// `tonic::transport::Server` and a plain `Endpoint` channel.
     Bare,
@@ -32,11 +33,13 @@ pub enum Stack {
 /// Both servers, serving the same service on loopback.
 pub struct Servers {
     plexus: ServerHandle,
+    plexus_client: ClientKind,
     bare: BareServer,
 }
 
-/// HTTP/2 keepalive settings for the bare stack: by default it has none,
-/// while plexus pings idle connections on both ends.
+/// HTTP/2 keepalive settings for the bare server: by default it has none,
+/// while a plexus server pings idle connections (plexus clients do not,
+/// unless asked to).
 #[derive(Debug, Clone, Copy)]
 pub struct Keepalive {
     interval: Duration,
@@ -44,7 +47,7 @@ pub struct Keepalive {
 }
 
 impl Keepalive {
-    /// The keepalive a plexus server (and client) uses by default.
+    /// The keepalive a plexus server uses by default.
     pub fn plexus_default() -> Self {
         let limits = Limits::default();
         Keepalive {
@@ -57,17 +60,17 @@ impl Keepalive {
 /// A bare tonic server on a background task.
 struct BareServer {
     url: String,
-    keepalive: Option<Keepalive>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl Servers {
-    /// Starts both servers on free loopback ports; the bare one (and its
-    /// clients) with `bare_keepalive`, if given.
+    /// Starts both servers on free loopback ports; the bare one with
+    /// `bare_keepalive`, if given.
     pub async fn start(
         service: EchoService,
         bare_keepalive: Option<Keepalive>,
+        plexus_client: ClientKind,
     ) -> anyhow::Result<Self> {
         let plexus = plexus_rpc::Server::builder()
             .add_service(EchoServer::new(service))
@@ -97,9 +100,9 @@ impl Servers {
         );
         Ok(Servers {
             plexus,
+            plexus_client,
             bare: BareServer {
                 url,
-                keepalive: bare_keepalive,
                 stop,
                 task,
             },
@@ -109,11 +112,14 @@ impl Servers {
     /// A new channel (a new connection) of `stack` to its server.
     pub async fn connect(&self, stack: Stack) -> anyhow::Result<Channel> {
         match stack {
-            Stack::Plexus => {
-                let channel = ClientBuilder::new(self.plexus.url()).connect().await?;
-                Ok(Channel::Plexus(channel))
-            }
-            Stack::Bare => Channel::bare(&self.bare.url, self.bare.keepalive).await,
+            Stack::Plexus => match self.plexus_client {
+                ClientKind::Plexus => {
+                    let channel = ClientBuilder::new(self.plexus.url()).connect().await?;
+                    Ok(Channel::Plexus(channel))
+                }
+                ClientKind::Bare => Channel::bare(&self.plexus.url()).await,
+            },
+            Stack::Bare => Channel::bare(&self.bare.url).await,
         }
     }
 
@@ -143,14 +149,9 @@ pub enum Channel {
 
 impl Channel {
     /// Connects a plain tonic channel to `url`.
-    pub async fn bare(url: &str, keepalive: Option<Keepalive>) -> anyhow::Result<Self> {
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
+    pub async fn bare(url: &str) -> anyhow::Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
             .with_context(|| format!("invalid bare tonic server URL {url}"))?;
-        if let Some(keepalive) = keepalive {
-            endpoint = endpoint
-                .http2_keep_alive_interval(keepalive.interval)
-                .keep_alive_timeout(keepalive.timeout);
-        }
         let channel = endpoint
             .connect()
             .await
