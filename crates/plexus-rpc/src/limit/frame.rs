@@ -44,6 +44,19 @@ impl FrameScanner {
                 pos += skip;
                 continue;
             }
+            // Fast path: a whole prefix in this chunk is read in place.
+            if self.prefix_len == 0
+                && let Some(prefix) = chunk.get(pos..pos + PREFIX_LEN)
+            {
+                let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+                if len > self.limit {
+                    return Err(Oversized { len, offset: pos });
+                }
+                pos += PREFIX_LEN;
+                self.remaining = len;
+                continue;
+            }
+            // A prefix split across chunks is gathered byte by byte.
             let start = if self.prefix_len == 0 { pos } else { 0 };
             let take = (PREFIX_LEN - self.prefix_len).min(chunk.len() - pos);
             self.prefix[self.prefix_len..self.prefix_len + take]
