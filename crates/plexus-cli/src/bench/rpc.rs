@@ -230,7 +230,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!(
         "the plexus server is called through {}",
         match args.client {
-            ClientKind::Bare => "the same plain tonic channel as the bare server (server stack compared)",
+            ClientKind::Bare =>
+                "the same plain tonic channel as the bare server (server stack compared)",
             ClientKind::Plexus => "a plexus ClientBuilder channel (plexus end to end compared)",
         }
     );

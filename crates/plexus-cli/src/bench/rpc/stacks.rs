@@ -101,11 +101,7 @@ impl Servers {
         Ok(Servers {
             plexus,
             plexus_client,
-            bare: BareServer {
-                url,
-                stop,
-                task,
-            },
+            bare: BareServer { url, stop, task },
         })
     }
 
