@@ -16,7 +16,10 @@ pub struct Limits {
     /// calls past it. Default 256.
     pub max_concurrent_streams: u32,
     /// Total size of a call's request headers (HTTP/2 header list), in
-    /// bytes. Larger requests are refused. Default 16 KiB.
+    /// bytes. Larger requests are refused. Default 16 KiB. The refusal is
+    /// HTTP/2's own: an HTTP 431 answer without a gRPC status (clients
+    /// report it as `UNKNOWN`), and, for headers more than four times the
+    /// limit, the whole connection is closed with `ENHANCE_YOUR_CALM`.
     pub max_header_list_size: u32,
     /// Largest request message, in bytes; larger ones are refused with
     /// `RESOURCE_EXHAUSTED`. Default 4 MiB. tonic's generated servers apply
