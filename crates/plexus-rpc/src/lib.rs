@@ -18,12 +18,15 @@
 //! See [`Server`] and [`client::ClientBuilder`].
 
 pub mod auth;
+pub mod balance;
+pub mod breaker;
 pub mod client;
 pub mod context;
 pub mod echo;
 mod error;
 mod headers;
 pub mod limit;
+pub mod retry;
 pub mod server;
 pub mod status;
 pub mod tls;
