@@ -12,7 +12,10 @@ use super::error::Failure;
 #[command(after_help = super::EXIT_CODES_HELP)]
 pub struct Args {
     /// Server address: `http://host:port`, `https://host:port`, or `host:port`
-    /// (https with `--tls`, http otherwise).
+    /// (https with `--tls`, http otherwise). A URL with a path, such as
+    /// `http://host:port/v1/orders/ord-1`, is a REST route of a gateway:
+    /// it is called over HTTP with the JSON of `-d` (POST with `-d`, GET
+    /// without, or `-X METHOD`).
     pub addr: String,
 
     /// The method to call: `package.Service/Method` or `package.Service.Method`
@@ -27,6 +30,10 @@ pub struct Args {
     /// and a client-streaming or bidirectional call sends none.
     #[arg(short = 'd', long = "data", value_name = "JSON|@FILE|-")]
     pub data: Option<String>,
+
+    /// The HTTP method for a REST route (default: POST with `-d`, GET without).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
 
     /// Lists the server's services, or the methods of the service named
     /// by TARGET with their request and reply types and call kind.

@@ -14,6 +14,15 @@ pub enum Failure {
     Unusable(String),
     /// A call ended with a gRPC status other than OK (exit code 1).
     Status(Status),
+    /// A REST route answered with an HTTP error (exit code 1).
+    Http {
+        /// The HTTP status.
+        status: u16,
+        /// The gRPC code name the gateway reported, if any.
+        code: Option<String>,
+        /// The error message.
+        message: String,
+    },
     /// Standard output was closed by its reader (`| head -1`): stop quietly
     /// (exit code 0).
     OutputClosed,
@@ -34,7 +43,7 @@ impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::OutputClosed => 0,
-            Failure::Status(_) => 1,
+            Failure::Status(_) | Failure::Http { .. } => 1,
             Failure::Usage(_) => 2,
             Failure::Unusable(_) => 3,
         }
@@ -53,6 +62,14 @@ impl fmt::Display for Failure {
                     status.message()
                 )
             }
+            Failure::Http {
+                status,
+                code,
+                message,
+            } => match code {
+                Some(code) => write!(f, "ERROR: HTTP {status} {code}: {message}"),
+                None => write!(f, "ERROR: HTTP {status}: {message}"),
+            },
             Failure::OutputClosed => write!(f, "standard output was closed"),
         }
     }

@@ -5,13 +5,16 @@
 //! plexus call http://127.0.0.1:50051 plexus.echo.v1.Echo/Unary -d '{"payload":"aGk="}'
 //! plexus call 127.0.0.1:50051 Echo/ServerStream -d '{"count":3}'
 //! plexus call 127.0.0.1:50051 --list plexus.echo.v1.Echo
+//! plexus call http://127.0.0.1:8080/v1/orders -d '{"customerId":"c-1","items":[…]}'
+//! plexus call http://127.0.0.1:8080/v1/orders/ord-1/watch
 //! ```
 //!
 //! - [`args`]: the command line; [`client`]: the connection, metadata and
 //!   deadline; [`reflection`]: the reflection client (v1, then v1alpha);
 //!   [`resolve`]: names to descriptors; [`input`]: JSON to request messages;
 //!   [`codec`]: the tonic codec for dynamic messages; [`invoke`]: the four
-//!   call kinds; [`output`]: replies as JSON, listings; [`error`]: exit codes.
+//!   call kinds; [`output`]: replies as JSON, listings; [`error`]: exit codes;
+//!   [`rest`]: REST routes of a gateway, over HTTP.
 
 mod args;
 mod client;
@@ -22,6 +25,7 @@ mod invoke;
 mod output;
 mod reflection;
 mod resolve;
+mod rest;
 
 use tokio::time::Instant;
 use tonic::Status;
@@ -37,7 +41,8 @@ use reflection::Reflection;
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  the call ended with a gRPC status other than OK (printed as `ERROR: CODE: message`)
+  1  the call ended with a gRPC status other than OK (printed as `ERROR: CODE: message`),
+     or a REST route answered with an HTTP error (`ERROR: HTTP 404 NOT_FOUND: message`)
   2  wrong arguments or input: unknown service or method, invalid JSON, unknown field
   3  the server cannot be used: unreachable, TLS failure, no server reflection";
 
@@ -68,6 +73,9 @@ async fn execute(args: Args) -> Result<(), Failure> {
 }
 
 async fn work(args: &Args, deadline: Option<Instant>) -> Result<(), Failure> {
+    if rest::is_route(&args.addr) {
+        return rest::call(args, deadline).await;
+    }
     let target = args
         .target
         .as_deref()
