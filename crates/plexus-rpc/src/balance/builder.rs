@@ -22,7 +22,7 @@ pub const MAX_ENDPOINTS: usize = 1024;
 /// Defaults: at most 64 endpoints; health checks every 5 s, each given
 /// 1 s; one failed check ejects an endpoint and one passed check brings
 /// it back; at most 100 calls in flight per endpoint; PeakEwma latency
-/// starting at 30 ms for an endpoint not yet measured, decaying over 10 s.
+/// starting at 30 ms before any answer, decaying over 10 s.
 #[derive(Debug)]
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct BalanceBuilder<K, S> {
@@ -108,8 +108,9 @@ impl<K, S> BalanceBuilder<K, S> {
         self
     }
 
-    /// PeakEwma settings: the latency assumed for an endpoint not yet
-    /// measured, and how fast a measured latency decays back.
+    /// PeakEwma settings: the latency assumed for an endpoint before any
+    /// answer was measured (later ones start at the fleet's average), and
+    /// how fast a measured latency decays back.
     pub fn peak_ewma(mut self, default_rtt: Duration, decay: Duration) -> Self {
         self.wrap.default_rtt = default_rtt.max(Duration::from_nanos(1));
         self.wrap.decay = decay.max(Duration::from_millis(1));

@@ -13,10 +13,11 @@ use tower::limit::ConcurrencyLimit;
 use tower::load::{CompleteOnResponse, PeakEwma};
 
 use super::Health;
+use super::fleet::{Fleet, Timed};
 
 /// An endpoint as the balancer holds it: its in-flight calls bounded, its
-/// latency measured.
-pub type Endpoint<S> = PeakEwma<ConcurrencyLimit<S>, CompleteOnResponse>;
+/// latency measured (its own, and the fleet's).
+pub type Endpoint<S> = PeakEwma<Timed<ConcurrencyLimit<S>>, CompleteOnResponse>;
 
 /// How each endpoint is wrapped when it (re)enters the balancer.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +37,7 @@ pub struct HealthDiscover<K, S> {
     /// Which endpoints the balancer holds now.
     inserted: Vec<bool>,
     wrap: Wrap,
+    fleet: Fleet,
 }
 
 impl<K: PartialEq + Clone + Send + Sync + 'static, S> HealthDiscover<K, S> {
@@ -47,6 +49,7 @@ impl<K: PartialEq + Clone + Send + Sync + 'static, S> HealthDiscover<K, S> {
             health,
             changes,
             wrap,
+            fleet: Fleet::default(),
         }
     }
 }
@@ -74,11 +77,13 @@ where
                 let change = if healthy {
                     let limited =
                         ConcurrencyLimit::new(this.services[i].clone(), this.wrap.max_in_flight);
+                    // A restored endpoint starts at the fleet's latency.
+                    let rtt = this.fleet.average().unwrap_or(this.wrap.default_rtt);
                     Change::Insert(
                         key,
                         PeakEwma::new(
-                            limited,
-                            this.wrap.default_rtt,
+                            Timed::new(limited, this.fleet.clone()),
+                            rtt,
                             this.wrap.decay.as_nanos() as f64,
                             CompleteOnResponse::default(),
                         ),

@@ -7,7 +7,10 @@
 //!   [`PeakEwma`](tower::load::PeakEwma) cost (its recent latency, quick
 //!   to rise on a slow answer and slow to fall, times its calls in
 //!   flight). A slow endpoint thus gets little traffic without being cut
-//!   off, and is measured again as it recovers.
+//!   off, and is measured again as it recovers. An endpoint entering the
+//!   balancer (at start, or back from an ejection) has no measurement yet:
+//!   it starts at the average latency of the whole fleet (the configured
+//!   default before any answer), so it is neither starved nor flooded.
 //! - **Health**: a background task runs every endpoint's [`HealthCheck`] —
 //!   the standard `grpc.health.v1` `Check` ([`HealthCheck::grpc`]), or any
 //!   async function ([`HealthCheck::new`]) — every interval. An endpoint
@@ -55,6 +58,7 @@ mod builder;
 mod checker;
 mod discover;
 mod error;
+mod fleet;
 mod future;
 mod health;
 mod state;
@@ -70,6 +74,7 @@ use tower_service::Service;
 pub use builder::{BalanceBuilder, MAX_ENDPOINTS};
 pub use discover::{Endpoint, HealthDiscover};
 pub use error::{BalanceError, NoHealthyEndpoint};
+pub use fleet::{Timed, TimedFuture};
 pub use future::ResponseFuture;
 pub use health::HealthCheck;
 pub use state::{EndpointHealth, Health};
