@@ -233,7 +233,7 @@ async fn with_no_healthy_endpoint_calls_fail_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_health_check_counts_as_failed() {
     let counts = Counts::default();
-    let stuck = HealthCheck::new(|| std::future::pending::<Result<(), String>>());
+    let stuck = HealthCheck::new(std::future::pending::<Result<(), String>>);
     let balance = Balance::builder()
         .check_timeout(Duration::from_millis(200))
         .endpoint("a", counts.endpoint("a", 5), stuck)
