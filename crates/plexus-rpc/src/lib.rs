@@ -14,8 +14,43 @@
 //! - **Explicit limits** ([`server::Limits`]): connections, streams, header
 //!   size, message size, keepalive, reset floods.
 //! - Health (`grpc.health.v1`) and server reflection (v1 and v1alpha).
+//! - **Client resilience**, as tower layers for gRPC and HTTP clients alike:
+//!   [`retry`] (idempotent calls only, jittered backoff, a retry budget,
+//!   never past the deadline), [`breaker`] (a circuit breaker) and
+//!   [`balance`] (power-of-two-choices on latency over the endpoints that
+//!   pass their health checks).
 //!
 //! See [`Server`] and [`client::ClientBuilder`].
+//!
+//! Stacking the client layers over two endpoints:
+//!
+//! ```no_run
+//! use plexus_rpc::balance::{Balance, HealthCheck};
+//! use plexus_rpc::breaker::{BreakerConfig, CircuitBreakerLayer};
+//! use plexus_rpc::client::{ClientBuilder, PropagateLayer};
+//! use plexus_rpc::echo::v1::echo_client::EchoClient;
+//! use plexus_rpc::retry::{Idempotency, RetryLayer, RetryPolicy};
+//! use tower::ServiceBuilder;
+//! use tower::buffer::Buffer;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut endpoints = Balance::builder();
+//! for url in ["http://127.0.0.1:50051", "http://127.0.0.1:50052"] {
+//!     let channel = ClientBuilder::new(url).connect_lazy()?;
+//!     let check = HealthCheck::grpc(channel.clone(), "plexus.echo.v1.Echo");
+//!     endpoints = endpoints.endpoint(url, channel, check);
+//! }
+//! let retries = RetryPolicy::new()
+//!     .idempotency(Idempotency::new().grpc_method("/plexus.echo.v1.Echo/Unary"));
+//! let channel = ServiceBuilder::new()
+//!     .layer(RetryLayer::new(retries)) // each attempt may go to another endpoint
+//!     .layer(CircuitBreakerLayer::new(BreakerConfig::new().name("echo")))
+//!     .layer(PropagateLayer::new()) // deadline and trace, above the buffer's task
+//!     .service(Buffer::new(endpoints.build()?, 1024));
+//! let mut echo = EchoClient::new(channel);
+//! # let _ = &mut echo;
+//! # Ok(()) }
+//! ```
 
 pub mod auth;
 pub mod balance;
