@@ -1,10 +1,11 @@
 //! Compiles the shop's protos with protox (no system `protoc`), and writes
-//! their descriptor sets for server reflection: one per service, and one for
-//! the whole shop.
+//! their descriptor sets for server reflection and the REST gateway: one per
+//! service, and one for the whole shop. The sets are encoded by protox
+//! itself so they keep the `google.api.http` method options (going through
+//! `prost_types` would drop them); `google/api/*.proto` live beside the
+//! shop's protos in `proto/`.
 
 use std::path::{Path, PathBuf};
-
-use prost::Message;
 
 const ORDERS: &str = "shop/orders/v1/orders.proto";
 const SUPPORT: &str = "shop/support/v1/support.proto";
@@ -16,11 +17,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
         write_descriptor_set(&proto_root, file, &out)?;
     }
-    let all = protox::compile([ORDERS, SUPPORT], [&proto_root])?;
-    std::fs::write(out.join("shop_descriptor.bin"), all.encode_to_vec())?;
+    println!(
+        "cargo:rerun-if-changed={}",
+        proto_root.join("google/api").display()
+    );
+    let all = compiler(&proto_root, &[ORDERS, SUPPORT])?;
+    std::fs::write(
+        out.join("shop_descriptor.bin"),
+        all.encode_file_descriptor_set(),
+    )?;
     tonic_prost_build::configure()
         .build_transport(false)
-        .compile_fds(all)?;
+        .compile_fds(all.file_descriptor_set())?;
     Ok(())
 }
 
@@ -30,7 +38,8 @@ fn write_descriptor_set(
     file: &str,
     out: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let set = protox::compile([file], [root])?;
+    let compiler = compiler(root, &[file])?;
+    let set = compiler.file_descriptor_set();
     let package = set
         .file
         .iter()
@@ -39,7 +48,17 @@ fn write_descriptor_set(
         .ok_or_else(|| format!("{file} is missing from its own descriptor set"))?;
     std::fs::write(
         out.join(format!("{package}_descriptor.bin")),
-        set.encode_to_vec(),
+        compiler.encode_file_descriptor_set(),
     )?;
     Ok(())
+}
+
+/// A protox compiler holding `files` and their imports, with source info.
+fn compiler(root: &Path, files: &[&str]) -> Result<protox::Compiler, protox::Error> {
+    let mut compiler = protox::Compiler::new([root])?;
+    compiler
+        .include_imports(true)
+        .include_source_info(true)
+        .open_files(files)?;
+    Ok(compiler)
 }

@@ -61,6 +61,15 @@ pub enum Error {
         /// The method bound second.
         second: String,
     },
+    /// An upstream address could not be used.
+    #[error("upstream of `{service}`: {source}")]
+    Upstream {
+        /// The fully qualified service name.
+        service: String,
+        /// Why the channel could not be made.
+        #[source]
+        source: plexus_rpc::Error,
+    },
     /// The listening socket could not be opened or served.
     #[error("gateway socket error on {addr}: {source}")]
     Io {
@@ -77,6 +86,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Io { .. } => ErrorKind::Unavailable,
+            Error::Upstream { source, .. } => source.kind(),
             _ => ErrorKind::InvalidArgument,
         }
     }

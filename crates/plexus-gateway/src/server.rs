@@ -155,6 +155,23 @@ impl GatewayBuilder {
         self
     }
 
+    /// Sends the calls of `service` to a plexus client of `url` (plain
+    /// `http://`), which connects on the first call and reconnects as
+    /// needed. For TLS or credentials, build the channel with
+    /// [`ClientBuilder`](plexus_rpc::client::ClientBuilder) and pass it to
+    /// [`upstream`](Self::upstream).
+    pub fn upstream_url(mut self, service: impl Into<String>, url: impl Into<String>) -> Self {
+        let service = service.into();
+        match plexus_rpc::client::ClientBuilder::new(url).connect_lazy() {
+            Ok(channel) => self.upstreams.push((service, channel)),
+            Err(source) => {
+                self.error
+                    .get_or_insert(Error::Upstream { service, source });
+            }
+        }
+        self
+    }
+
     /// Replaces the configuration.
     pub fn config(mut self, config: GatewayConfig) -> Self {
         self.config = config;
