@@ -9,6 +9,10 @@ use http::HeaderName;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct GatewayConfig {
+    /// Open client connections at once; past it the gateway stops
+    /// accepting until one closes (the kernel backlog holds the rest).
+    /// Default 4,096.
+    pub max_connections: usize,
     /// Largest request body, in bytes; a larger one is answered 413 with a
     /// JSON error. Default 4 MiB.
     pub max_body_bytes: usize,
@@ -44,6 +48,7 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
+            max_connections: 4096,
             max_body_bytes: 4 * 1024 * 1024,
             max_response_message_bytes: 4 * 1024 * 1024,
             max_concurrent_requests: 1024,

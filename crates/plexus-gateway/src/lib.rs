@@ -23,8 +23,9 @@
 //!   [...]}`; client mistakes (invalid JSON, unknown or mistyped field,
 //!   body over the limit, wrong content type, unknown route or method) are
 //!   4xx whose message names the field or the problem.
-//! - **Bounds** ([`GatewayConfig`]): body size, concurrent requests and
-//!   streams, default and maximum deadlines, upstream message size.
+//! - **Bounds** ([`GatewayConfig`]): connections, body size, concurrent
+//!   requests and streams, default and maximum deadlines, upstream message
+//!   size.
 //!
 //! # Deadline and trace headers
 //!
@@ -75,6 +76,7 @@ mod context;
 mod error;
 mod handler;
 mod http_error;
+mod listener;
 mod openapi;
 mod routes;
 mod rule;

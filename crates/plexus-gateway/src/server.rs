@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::error::Error;
 use crate::handler;
+use crate::listener::Limited;
 use crate::openapi;
 use crate::routes::{Route, RouteTable};
 use crate::rule::{self, HTTP_OPTION};
@@ -280,7 +281,8 @@ impl BoundGateway {
     ) -> Result<(), Error> {
         let addr = self.local_addr.to_string();
         let closing = self.gateway.shared.closing.clone();
-        axum::serve(self.listener, self.gateway.router())
+        let listener = Limited::new(self.listener, self.gateway.shared.config.max_connections);
+        axum::serve(listener, self.gateway.router())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 closing.cancel();

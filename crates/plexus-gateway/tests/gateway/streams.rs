@@ -223,3 +223,37 @@ async fn shutdown_ends_open_streams_with_an_error_event() {
     assert_eq!(last, "error");
     assert_eq!(data["code"], "UNAVAILABLE", "{data}");
 }
+
+#[tokio::test]
+async fn open_connections_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut config = GatewayConfig::default();
+    config.max_connections = 1;
+    let h = start_with(config).await;
+    let mut first = tokio::net::TcpStream::connect(h.gateway.local_addr())
+        .await
+        .expect("connect");
+    first
+        .write_all(b"GET /v1/books/b1 HTTP/1.1\r\nhost: gateway\r\n\r\n")
+        .await
+        .expect("write");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(PROMPT, first.read_exact(&mut head))
+        .await
+        .expect("the first connection is served")
+        .expect("read");
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // The first connection stays open (keep-alive): a second one waits.
+    let http = h.http.clone();
+    let mut second = tokio::spawn(async move { http.get("/v1/books/b2").await.status });
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(waited.is_err(), "a second connection was served past the limit");
+    drop(first);
+    let status = tokio::time::timeout(PROMPT, second)
+        .await
+        .expect("served once the first connection closed")
+        .expect("task");
+    assert_eq!(status, 200);
+}
