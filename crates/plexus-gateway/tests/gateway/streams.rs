@@ -249,7 +249,10 @@ async fn open_connections_are_bounded() {
     let http = h.http.clone();
     let mut second = tokio::spawn(async move { http.get("/v1/books/b2").await.status });
     let waited = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
-    assert!(waited.is_err(), "a second connection was served past the limit");
+    assert!(
+        waited.is_err(),
+        "a second connection was served past the limit"
+    );
     drop(first);
     let status = tokio::time::timeout(PROMPT, second)
         .await
