@@ -55,6 +55,14 @@ async fn serve(shared: &Shared, request: Request<Body>) -> Result<Response, ApiE
         })?;
     let deadline = context::deadline(&parts.headers, &shared.config, route.is_streaming())?;
     let trace = context::trace(&parts.headers);
+    tracing::debug!(
+        http.method = %parts.method,
+        http.route = %route.spec.path,
+        rpc.method = %route.rpc.full_name(),
+        trace_id = %trace.trace_id(),
+        span_id = %trace.span_id(),
+        "gateway.request"
+    );
     let body = read_body(&parts, body, shared.config.max_body_bytes).await?;
     let message = request_message(route, &captures, &parts, &body)?;
     let metadata = forwarded(&parts, &shared.config.forward_headers);
