@@ -26,6 +26,9 @@
 //! - **Bounds** ([`GatewayConfig`]): connections, body size, concurrent
 //!   requests and streams, default and maximum deadlines, upstream message
 //!   size.
+//! - **Extra routes** ([`GatewayBuilder::extra_routes`]): plain axum
+//!   handlers on the same port, behind the same request slots, body limit,
+//!   deadline and trace handling.
 //!
 //! # Deadline and trace headers
 //!
@@ -74,6 +77,7 @@ mod codec;
 mod config;
 mod context;
 mod error;
+mod extra;
 mod handler;
 mod http_error;
 mod listener;

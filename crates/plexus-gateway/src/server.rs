@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
 use crate::error::Error;
+use crate::extra;
 use crate::handler;
 use crate::listener::Limited;
 use crate::openapi;
@@ -47,6 +48,7 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Gateway {
     shared: Arc<Shared>,
+    extra: Option<Router>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -64,6 +66,7 @@ pub struct GatewayBuilder {
     error: Option<Error>,
     upstreams: Vec<(String, Channel)>,
     config: GatewayConfig,
+    extra: Option<Router>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -84,6 +87,7 @@ impl Gateway {
             error: None,
             upstreams: Vec::new(),
             config: GatewayConfig::default(),
+            extra: None,
         }
     }
 
@@ -101,14 +105,19 @@ impl Gateway {
         &self.shared.openapi
     }
 
-    /// An axum router that serves every route and `/openapi.json`; any
-    /// other path is a JSON 404.
+    /// An axum router that serves every route, `/openapi.json` and the
+    /// [extra routes](GatewayBuilder::extra_routes); any other path is a
+    /// JSON 404.
     pub fn router(&self) -> Router {
-        Router::new()
+        let gateway = Router::new()
             .fallback(|State(shared): State<Arc<Shared>>, request: Request| {
                 handler::handle(shared, request)
             })
-            .with_state(Arc::clone(&self.shared))
+            .with_state(Arc::clone(&self.shared));
+        match &self.extra {
+            Some(routes) => extra::wrap(routes.clone(), Arc::clone(&self.shared)).merge(gateway),
+            None => gateway,
+        }
     }
 
     /// Binds a TCP listener on `addr` (e.g. `127.0.0.1:0`).
@@ -176,6 +185,33 @@ impl GatewayBuilder {
     /// Replaces the configuration.
     pub fn config(mut self, config: GatewayConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Serves the routes of `routes` (plain axum handlers: health, webhooks,
+    /// hand-written endpoints) on the gateway beside its transcoded ones,
+    /// behind the same per-request handling: a request slot
+    /// (`max_concurrent_requests`, 503 past it), the body limit
+    /// (`max_body_bytes`: a larger declared body is a 413, and axum's body
+    /// extractors stop there), the deadline and trace headers (a malformed
+    /// timeout is a 400; the handler runs inside a
+    /// [`CallContext`](plexus_rpc::CallContext) holding them, so plexus
+    /// clients called from it propagate the remaining budget and the trace;
+    /// when the deadline passes first, the answer is 504
+    /// `DEADLINE_EXCEEDED`). Those refusals have the gateway's JSON error
+    /// body; a handler answers its own errors, e.g. with
+    /// [`ApiError`](crate::ApiError). A path served here is not also
+    /// transcoded. May be called several times; the routers are merged.
+    ///
+    /// # Panics
+    ///
+    /// If a route of `routes` is already served by an earlier call (as
+    /// [`Router::merge`] panics).
+    pub fn extra_routes(mut self, routes: Router) -> Self {
+        self.extra = Some(match self.extra.take() {
+            Some(earlier) => earlier.merge(routes),
+            None => routes,
+        });
         self
     }
 
@@ -254,6 +290,7 @@ impl GatewayBuilder {
         };
         Ok(Gateway {
             shared: Arc::new(shared),
+            extra: self.extra,
         })
     }
 }
