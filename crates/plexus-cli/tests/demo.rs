@@ -10,13 +10,19 @@ use std::time::{Duration, Instant};
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Every row of the report: pattern and the invariant it checks.
-const ROWS: [(&str, &str); 6] = [
+const ROWS: [(&str, &str); 9] = [
     ("gRPC unary", "every order readable back"),
     ("gRPC server streaming", "every stream ended DELIVERED"),
     ("gRPC client streaming", "500 imported = 500 readable"),
     ("gRPC bidi streaming", "every message answered in order"),
     ("deadline", "DEADLINE_EXCEEDED seen"),
     ("cancellation", "server saw the cancel"),
+    ("REST → gRPC (gateway)", "every REST order readable back"),
+    (
+        "REST server-sent events",
+        "every SSE stream ended DELIVERED",
+    ),
+    ("REST client mistakes", "each a 4xx naming the problem"),
 ];
 
 fn wait(child: &mut Child, limit: Duration) -> ExitStatus {

@@ -10,11 +10,14 @@
 //! - [`orders`]: unary, server streaming and client streaming workloads;
 //! - [`support`]: bidirectional chats;
 //! - [`faults`]: a call past its deadline, a call cancelled by its client;
+//! - [`rest`]: the REST/JSON gateway in front of orders (HTTP → gRPC),
+//!   Server-Sent Events, and client mistakes;
 //! - [`report`]: latencies and the table.
 
 mod faults;
 mod orders;
 mod report;
+mod rest;
 mod support;
 
 use std::time::Duration;
@@ -41,6 +44,10 @@ const IMPORT_ORDERS: usize = 500;
 /// Chats open at once, and customer messages in each.
 const CHATS: usize = 20;
 const CHAT_MESSAGES: usize = 5;
+/// Orders placed and read back through the REST gateway.
+const REST_ORDERS: usize = 50;
+/// Orders watched to DELIVERED over Server-Sent Events.
+const REST_WATCHES: usize = 5;
 /// Budget of the call that must miss its deadline.
 const DEADLINE_BUDGET: Duration = Duration::from_millis(50);
 
@@ -56,6 +63,7 @@ pub struct Args {
 struct Shop {
     orders: Running<OrdersMetrics>,
     support: Running<SupportMetrics>,
+    gateway: plexus_gateway::GatewayHandle,
 }
 
 impl Shop {
@@ -68,10 +76,21 @@ impl Shop {
         let support = shop::support::start(support)
             .await
             .context("starting the support service on 127.0.0.1")?;
-        Ok(Shop { orders, support })
+        let gateway = shop::gateway::start(&orders.url())
+            .await
+            .context("starting the REST gateway on 127.0.0.1")?;
+        Ok(Shop {
+            orders,
+            support,
+            gateway,
+        })
     }
 
     async fn shutdown(self) -> anyhow::Result<()> {
+        self.gateway
+            .shutdown()
+            .await
+            .context("stopping the REST gateway")?;
         self.support
             .shutdown()
             .await
@@ -89,9 +108,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let shop = Shop::start().await?;
     println!(
-        "plexus demo: the shop on loopback: orders {}, support {}\n",
+        "plexus demo: the shop on loopback: orders {}, support {}, REST gateway {}\n",
         shop.orders.url(),
-        shop.support.url()
+        shop.support.url(),
+        shop.gateway.url()
     );
     let (rows, sample_order) = drive(&shop).await?;
     print!("{}", report::table(&rows));
@@ -148,6 +168,13 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
     let bidi = support::bidi(&support_client, CHATS, CHAT_MESSAGES, &ids).await;
     let deadline = faults::deadline(&orders_client, metrics, &ids[WATCHES], DEADLINE_BUDGET).await;
     let cancellation = faults::cancellation(&orders_client, metrics, &ids[WATCHES + 1]).await;
+
+    let http = rest::client()?;
+    let base = shop.gateway.url();
+    let (rest_unary, rest_ids) = rest::place_and_read(&http, &base, REST_ORDERS).await;
+    let watched = &rest_ids[..REST_WATCHES.min(rest_ids.len())];
+    let rest_watch = rest::watch(&http, &base, watched, WATCH_STEP_MILLIS).await;
+    let rest_mistakes = rest::mistakes(&http, &base).await;
     let sample = ids[ids.len() - 1].clone();
     Ok((
         vec![
@@ -157,6 +184,9 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
             bidi,
             deadline,
             cancellation,
+            rest_unary,
+            rest_watch,
+            rest_mistakes,
         ],
         sample,
     ))
@@ -168,15 +198,20 @@ async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {
     let interrupted = interrupt_listener()?;
     let orders = shop.orders.local_addr();
     let support = shop.support.local_addr();
+    let gateway = shop.gateway.local_addr();
     println!(
         "\nThe shop keeps running; Ctrl-C stops it.\n\
          \x20 orders   shop.orders.v1.Orders     http://{orders}\n\
          \x20 support  shop.support.v1.Support   http://{support}\n\
+         \x20 gateway  REST/JSON                 http://{gateway}\n\
          Try:\n\
          \x20 plexus call {orders} --list\n\
          \x20 plexus call {orders} shop.orders.v1.Orders/GetOrder -d '{{\"order_id\":\"{order_id}\"}}'\n\
          \x20 plexus call {orders} shop.orders.v1.Orders/WatchOrder -d '{{\"order_id\":\"{order_id}\",\"step_millis\":500}}'\n\
-         \x20 plexus call {support} shop.support.v1.Support/Chat -d -    # then type {{\"text\":\"where is {order_id}?\"}}"
+         \x20 plexus call {support} shop.support.v1.Support/Chat -d -    # then type {{\"text\":\"where is {order_id}?\"}}\n\
+         \x20 plexus call http://{gateway}/v1/orders/{order_id}\n\
+         \x20 plexus call http://{gateway}/v1/orders/{order_id}/watch?stepMillis=500\n\
+         \x20 curl http://{gateway}/openapi.json"
     );
     interrupted.await;
     println!("stopping the shop");
