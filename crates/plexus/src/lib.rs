@@ -5,7 +5,8 @@
 //!
 //! | feature | default | brings |
 //! |---|---|---|
-//! | `rpc` | yes | [`rpc`]: gRPC servers and clients with deadlines, cancellation, trace context, TLS/mTLS, authorization and explicit limits |
+//! | `rpc` | yes | `rpc`: gRPC servers and clients with deadlines, cancellation, trace context, TLS/mTLS, authorization, explicit limits, and client resilience (retry, circuit breaker, load balancing) |
+//! | `gateway` | no | `gateway`: a REST/JSON gateway serving `google.api.http`-annotated gRPC methods, with SSE streams and OpenAPI 3 |
 //!
 //! The message model ([`Message`], [`Deadline`], [`TraceContext`], [`codec`])
 //! is always available.
@@ -33,3 +34,7 @@ pub use plexus_core::{codec, deadline, message, trace};
 /// gRPC servers and clients (feature `rpc`).
 #[cfg(feature = "rpc")]
 pub use plexus_rpc as rpc;
+
+/// The REST/JSON gateway (feature `gateway`).
+#[cfg(feature = "gateway")]
+pub use plexus_gateway as gateway;
