@@ -66,3 +66,44 @@ impl Decoder for DynamicDecoder {
         Ok(Some(message))
     }
 }
+
+/// Passes encoded messages through: the request is already protobuf wire
+/// bytes, the response is handed back as its wire bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WireCodec;
+
+impl Codec for WireCodec {
+    type Encode = Vec<u8>;
+    type Decode = bytes::Bytes;
+    type Encoder = WireCodec;
+    type Decoder = WireCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        WireCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        WireCodec
+    }
+}
+
+impl Encoder for WireCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for WireCodec {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<bytes::Bytes>, Status> {
+        use bytes::Buf as _;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}

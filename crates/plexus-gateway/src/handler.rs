@@ -11,6 +11,7 @@ use http::request::Parts;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use plexus_rpc::CallContext;
+use prost::Message as _;
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -64,12 +65,12 @@ async fn serve(shared: &Shared, request: Request<Body>) -> Result<Response, ApiE
         "gateway.request"
     );
     let body = read_body(&parts, body, shared.config.max_body_bytes).await?;
-    let message = request_message(route, &captures, &parts, &body)?;
     let metadata = forwarded(&parts, &shared.config.forward_headers);
     let channel = shared.channels[route.upstream].clone();
     let limits = shared.call_limits;
     let ctx = CallContext::new(Some(deadline), trace);
     if route.is_streaming() {
+        let message = request_message(route, &captures, &parts, &body)?;
         let permit = Arc::clone(&shared.streams)
             .try_acquire_owned()
             .map_err(|_| {
@@ -97,12 +98,69 @@ async fn serve(shared: &Shared, request: Request<Body>) -> Result<Response, ApiE
         };
         return Ok(stream::respond(upstream, setup));
     }
+    let request = request_bytes(shared, route, &captures, &parts, &body)?;
     let reply = ctx
-        .scope(upstream::unary(channel, route, message, metadata, limits))
+        .scope(upstream::unary(channel, route, request, metadata, limits))
         .await
         .map_err(|status| upstream::from_status(&status, &shared.pool))?;
-    let json = transcode::message_to_json(&reply, route.response_body.as_ref(), &shared.serialize)?;
+    let json = response_json(shared, route, &reply)?;
     Ok(json_response(StatusCode::OK, json))
+}
+
+/// The request message of a unary call as protobuf wire bytes: a whole
+/// JSON body of a direct message is transcoded straight to them, path
+/// variables appended (a later value of a field replaces or merges into
+/// the body's, as when they are set on the message); anything else is
+/// built as a `DynamicMessage`.
+fn request_bytes(
+    shared: &Shared,
+    route: &Route,
+    captures: &Captures<'_>,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    if matches!(route.body, BodyBinding::Whole)
+        && !body.is_empty()
+        && parts.uri.query().is_none()
+        && let Some(index) = shared.schema.direct(&route.rpc.input())
+    {
+        check_content_type(parts)?;
+        if let Some(mut bytes) = transcode::json_to_wire::encode(&shared.schema, index, body) {
+            if !captures.values.is_empty() {
+                let bound = request_message(route, captures, parts, &[])?;
+                bound.encode_raw(&mut bytes);
+            }
+            return Ok(bytes);
+        }
+    }
+    Ok(request_message(route, captures, parts, body)?.encode_to_vec())
+}
+
+/// The JSON of a unary call's reply: straight from its wire bytes for a
+/// direct message written whole, else through a `DynamicMessage`.
+fn response_json(shared: &Shared, route: &Route, reply: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let output = route.rpc.output();
+    if route.response_body.is_none()
+        && let Some(index) = shared.schema.direct(&output)
+        && let Some(json) = transcode::wire_to_json::write(
+            &shared.schema,
+            index,
+            reply,
+            shared.config.emit_unpopulated,
+        )
+    {
+        return Ok(json);
+    }
+    let message = DynamicMessage::decode(output.clone(), reply).map_err(|e| {
+        upstream::from_status(
+            &tonic::Status::internal(format!(
+                "the upstream sent a response that is not a valid {}: {e}",
+                output.full_name()
+            )),
+            &shared.pool,
+        )
+    })?;
+    transcode::message_to_json(&message, route.response_body.as_ref(), &shared.serialize)
 }
 
 fn openapi(shared: &Shared, method: &Method) -> Result<Response, ApiError> {

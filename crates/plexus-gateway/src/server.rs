@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) routes: RouteTable,
     pub(crate) channels: Vec<Channel>,
     pub(crate) pool: DescriptorPool,
+    /// The pool's messages as tables for the direct transcoders.
+    pub(crate) schema: transcode::schema::Schema,
     pub(crate) config: GatewayConfig,
     pub(crate) serialize: SerializeOptions,
     pub(crate) call_limits: CallLimits,
@@ -276,6 +278,7 @@ impl GatewayBuilder {
         let shared = Shared {
             routes,
             channels,
+            schema: transcode::schema::Schema::new(&self.pool),
             pool: self.pool,
             serialize: transcode::serialize_options(config.emit_unpopulated),
             call_limits: CallLimits {

@@ -10,7 +10,7 @@ use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
 use tonic::{Status, Streaming};
 
-use crate::codec::DynamicCodec;
+use crate::codec::{DynamicCodec, WireCodec};
 use crate::http_error::ApiError;
 use crate::routes::Route;
 
@@ -27,7 +27,7 @@ fn client(channel: Channel, limits: CallLimits) -> Grpc<Channel> {
         .max_decoding_message_size(limits.max_response_bytes)
 }
 
-fn request(message: DynamicMessage, metadata: MetadataMap) -> tonic::Request<DynamicMessage> {
+fn request<T>(message: T, metadata: MetadataMap) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = metadata;
     request
@@ -42,20 +42,24 @@ async fn ready(grpc: &mut Grpc<Channel>, route: &Route) -> Result<(), Status> {
     })
 }
 
-/// A unary call.
+/// A unary call: the request as protobuf wire bytes, the response's wire
+/// bytes back.
 pub(crate) async fn unary(
     channel: Channel,
     route: &Route,
-    message: DynamicMessage,
+    message: Vec<u8>,
     metadata: MetadataMap,
     limits: CallLimits,
-) -> Result<DynamicMessage, Status> {
+) -> Result<bytes::Bytes, Status> {
     let mut grpc = client(channel, limits);
     ready(&mut grpc, route).await?;
-    let codec = DynamicCodec::new(route.rpc.output());
-    grpc.unary(request(message, metadata), route.grpc_path.clone(), codec)
-        .await
-        .map(tonic::Response::into_inner)
+    grpc.unary(
+        request(message, metadata),
+        route.grpc_path.clone(),
+        WireCodec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
 }
 
 /// A server-streaming call, up to the response headers.

@@ -2,12 +2,26 @@
 //!
 //! Input accepts JSON (camelCase) and proto field names and rejects unknown
 //! fields; output uses JSON names, int64 as strings and enums as names.
+//!
+//! Two paths give the same result. Unary calls of *direct* messages (see
+//! [`schema`]) are transcoded straight between JSON and protobuf wire
+//! bytes ([`json_to_wire`], [`wire_to_json`]); everything else, and any
+//! body the direct path gives up on (including every mistake, so that
+//! errors are always named the same way), goes through prost-reflect's
+//! `DynamicMessage`.
 
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage,
     SerializeOptions,
 };
 use serde_json::Value as Json;
+
+pub(crate) mod json_to_wire;
+pub(crate) mod schema;
+pub(crate) mod wire_to_json;
+
+#[cfg(test)]
+mod tests;
 
 use crate::http_error::ApiError;
 
