@@ -17,6 +17,16 @@ pub(crate) fn deadline(
     config: &GatewayConfig,
     streaming: bool,
 ) -> Result<Deadline, ApiError> {
+    deadline_at(headers, config, streaming, tokio::time::Instant::now())
+}
+
+/// [`deadline`], with the time now already read.
+pub(crate) fn deadline_at(
+    headers: &HeaderMap,
+    config: &GatewayConfig,
+    streaming: bool,
+    now: tokio::time::Instant,
+) -> Result<Deadline, ApiError> {
     let header = |name: &str| -> Result<Option<&str>, ApiError> {
         headers
             .get(name)
@@ -39,8 +49,8 @@ pub(crate) fn deadline(
     } else {
         config.default_timeout
     };
-    let requested = requested.unwrap_or_else(|| Deadline::after(default));
-    Ok(requested.min(Deadline::after(config.max_timeout)))
+    let requested = requested.unwrap_or_else(|| Deadline::at(now + default));
+    Ok(requested.min(Deadline::at(now + config.max_timeout)))
 }
 
 /// The gateway's span: a child of the request's `traceparent`, or the root

@@ -43,17 +43,15 @@ async fn serve(shared: &Shared, request: Request<Body>) -> Result<Response, ApiE
         return openapi(shared, &parts.method);
     }
     let (route, captures) = shared.routes.find(&parts.method, parts.uri.path())?;
-    let _request_slot = Arc::clone(&shared.requests)
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::new(
-                Code::Unavailable,
-                format!(
-                    "the gateway is serving its limit of {} requests; retry shortly",
-                    shared.config.max_concurrent_requests
-                ),
-            )
-        })?;
+    let _request_slot = shared.requests.try_take().ok_or_else(|| {
+        ApiError::new(
+            Code::Unavailable,
+            format!(
+                "the gateway is serving its limit of {} requests; retry shortly",
+                shared.config.max_concurrent_requests
+            ),
+        )
+    })?;
     let deadline = context::deadline(&parts.headers, &shared.config, route.is_streaming())?;
     let trace = context::trace(&parts.headers);
     tracing::debug!(
@@ -71,17 +69,15 @@ async fn serve(shared: &Shared, request: Request<Body>) -> Result<Response, ApiE
     let ctx = CallContext::new(Some(deadline), trace);
     if route.is_streaming() {
         let message = request_message(route, &captures, &parts, &body)?;
-        let permit = Arc::clone(&shared.streams)
-            .try_acquire_owned()
-            .map_err(|_| {
-                ApiError::new(
-                    Code::Unavailable,
-                    format!(
-                        "the gateway has its limit of {} streams open; retry shortly",
-                        shared.config.max_concurrent_streams
-                    ),
-                )
-            })?;
+        let permit = shared.streams.try_take().ok_or_else(|| {
+            ApiError::new(
+                Code::Unavailable,
+                format!(
+                    "the gateway has its limit of {} streams open; retry shortly",
+                    shared.config.max_concurrent_streams
+                ),
+            )
+        })?;
         let upstream = ctx
             .scope(upstream::server_streaming(
                 channel, route, message, metadata, limits,

@@ -85,6 +85,7 @@ mod openapi;
 mod routes;
 mod rule;
 mod server;
+mod slots;
 mod stream;
 mod template;
 mod transcode;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use plexus_rpc::client::Channel;
 use prost_reflect::{DescriptorPool, SerializeOptions};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,7 @@ use crate::listener::Limited;
 use crate::openapi;
 use crate::routes::{Route, RouteTable};
 use crate::rule::{self, HTTP_OPTION};
+use crate::slots::Slots;
 use crate::transcode;
 use crate::upstream::CallLimits;
 
@@ -36,8 +37,8 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
     pub(crate) serialize: SerializeOptions,
     pub(crate) call_limits: CallLimits,
-    pub(crate) requests: Arc<Semaphore>,
-    pub(crate) streams: Arc<Semaphore>,
+    pub(crate) requests: Arc<Slots>,
+    pub(crate) streams: Arc<Slots>,
     pub(crate) openapi: Bytes,
     /// Fires when the gateway begins to shut down: open streams end.
     pub(crate) closing: CancellationToken,
@@ -285,8 +286,8 @@ impl GatewayBuilder {
                 max_request_bytes: config.max_body_bytes.max(4 * 1024 * 1024),
                 max_response_bytes: config.max_response_message_bytes,
             },
-            requests: Arc::new(Semaphore::new(config.max_concurrent_requests)),
-            streams: Arc::new(Semaphore::new(config.max_concurrent_streams)),
+            requests: Slots::new(config.max_concurrent_requests),
+            streams: Slots::new(config.max_concurrent_streams),
             openapi,
             config,
             closing: CancellationToken::new(),

@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::slots::Slot;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
@@ -22,7 +23,6 @@ use http::HeaderMap;
 use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use plexus_core::Deadline;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
@@ -100,7 +100,7 @@ pub(crate) struct StreamSetup {
     /// Fires when the gateway shuts down.
     pub(crate) closing: CancellationToken,
     /// Held while the stream is open: one of the gateway's stream slots.
-    pub(crate) _permit: OwnedSemaphorePermit,
+    pub(crate) _permit: Slot,
 }
 
 struct State {

@@ -191,7 +191,7 @@ impl CallContext {
     }
 
     /// Runs `fut` with this context as the task's current context.
-    pub fn scope<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+    pub fn scope<F: Future>(self, fut: F) -> tokio::task::futures::TaskLocalFuture<CallContext, F> {
         CURRENT.scope(self, fut)
     }
 
