@@ -5,6 +5,7 @@
 //! with hdrhistogram latencies), [`report`] (medians, paired ratios, floors,
 //! the table) and [`output`] (machine description and the JSON file).
 
+mod http;
 mod load;
 mod output;
 mod report;
@@ -17,11 +18,15 @@ use std::time::Duration;
 pub enum Command {
     /// gRPC: the plexus stack against bare tonic.
     Rpc(rpc::Args),
+    /// HTTP: the REST gateway, direct gRPC, bare axum and plexus's own HTTP
+    /// routes on the same call; protobuf against JSON.
+    Http(http::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Rpc(args) => rpc::run(args).await,
+        Command::Http(args) => http::run(args).await,
     }
 }
 
