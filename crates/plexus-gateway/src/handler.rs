@@ -118,10 +118,14 @@ fn request_bytes(
     if matches!(route.body, BodyBinding::Whole)
         && !body.is_empty()
         && parts.uri.query().is_none()
-        && let Some(index) = shared.schema.direct(&route.rpc.input())
+        && shared.transcoder.is_direct(&route.rpc.input())
     {
         check_content_type(parts)?;
-        if let Some(mut bytes) = transcode::json_to_wire::encode(&shared.schema, index, body) {
+        let schema = shared.transcoder.schema();
+        let direct = schema
+            .direct(&route.rpc.input())
+            .and_then(|index| transcode::json_to_wire::encode(schema, index, body));
+        if let Some(mut bytes) = direct {
             if !captures.values.is_empty() {
                 let bound = request_message(route, captures, parts, &[])?;
                 bound.encode_raw(&mut bytes);
@@ -136,27 +140,19 @@ fn request_bytes(
 /// direct message written whole, else through a `DynamicMessage`.
 fn response_json(shared: &Shared, route: &Route, reply: &[u8]) -> Result<Vec<u8>, ApiError> {
     let output = route.rpc.output();
-    if route.response_body.is_none()
-        && let Some(index) = shared.schema.direct(&output)
-        && let Some(json) = transcode::wire_to_json::write(
-            &shared.schema,
-            index,
-            reply,
-            shared.config.emit_unpopulated,
-        )
-    {
-        return Ok(json);
-    }
+    let Some(field) = route.response_body.as_ref() else {
+        return shared.transcoder.protobuf_to_json(&output, reply);
+    };
     let message = DynamicMessage::decode(output.clone(), reply).map_err(|e| {
-        upstream::from_status(
-            &tonic::Status::internal(format!(
+        ApiError::new(
+            Code::Internal,
+            format!(
                 "the upstream sent a response that is not a valid {}: {e}",
                 output.full_name()
-            )),
-            &shared.pool,
+            ),
         )
     })?;
-    transcode::message_to_json(&message, route.response_body.as_ref(), &shared.serialize)
+    transcode::message_to_json(&message, Some(field), &shared.serialize)
 }
 
 fn openapi(shared: &Shared, method: &Method) -> Result<Response, ApiError> {

@@ -89,6 +89,7 @@ mod slots;
 mod stream;
 mod template;
 mod transcode;
+mod transcoder;
 mod upstream;
 
 pub use codec::{DynamicCodec, DynamicDecoder, DynamicEncoder};
@@ -96,3 +97,4 @@ pub use config::GatewayConfig;
 pub use error::Error;
 pub use http_error::{ApiError, code_name, http_status};
 pub use server::{BoundGateway, Gateway, GatewayBuilder, GatewayHandle};
+pub use transcoder::Transcoder;

@@ -25,6 +25,7 @@ use crate::routes::{Route, RouteTable};
 use crate::rule::{self, HTTP_OPTION};
 use crate::slots::Slots;
 use crate::transcode;
+use crate::transcoder::Transcoder;
 use crate::upstream::CallLimits;
 
 /// What every request of one gateway shares.
@@ -32,8 +33,8 @@ pub(crate) struct Shared {
     pub(crate) routes: RouteTable,
     pub(crate) channels: Vec<Channel>,
     pub(crate) pool: DescriptorPool,
-    /// The pool's messages as tables for the direct transcoders.
-    pub(crate) schema: transcode::schema::Schema,
+    /// JSON to protobuf and back for unary calls.
+    pub(crate) transcoder: Transcoder,
     pub(crate) config: GatewayConfig,
     pub(crate) serialize: SerializeOptions,
     pub(crate) call_limits: CallLimits,
@@ -279,7 +280,7 @@ impl GatewayBuilder {
         let shared = Shared {
             routes,
             channels,
-            schema: transcode::schema::Schema::new(&self.pool),
+            transcoder: Transcoder::new(&self.pool, config.emit_unpopulated),
             pool: self.pool,
             serialize: transcode::serialize_options(config.emit_unpopulated),
             call_limits: CallLimits {

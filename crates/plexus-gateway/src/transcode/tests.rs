@@ -413,3 +413,36 @@ fn messages_reaching_well_known_types_take_the_dynamic_path() {
         "a recursive message is direct"
     );
 }
+
+#[test]
+fn the_transcoder_takes_either_path_and_names_mistakes() {
+    let pool = pool();
+    let transcoder = crate::Transcoder::new(&pool, false);
+    let everything = pool.get_message_by_name(EVERYTHING).unwrap();
+    let with = pool
+        .get_message_by_name("plexus.gateway.test.v1.WithTimestamp")
+        .unwrap();
+    assert!(transcoder.is_direct(&everything));
+    assert!(!transcoder.is_direct(&with));
+
+    let body = br#"{"name":"n","at":"2026-11-28T10:00:00Z"}"#;
+    let bytes = transcoder.json_to_protobuf(&with, body).unwrap();
+    let json: Json =
+        serde_json::from_slice(&transcoder.protobuf_to_json(&with, &bytes).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"name": "n", "at": "2026-11-28T10:00:00Z"})
+    );
+
+    let body = br#"{"fInt32":"twelve"}"#;
+    let error = transcoder.json_to_protobuf(&everything, body).unwrap_err();
+    let text = format!("{error:?}");
+    assert!(
+        text.contains("fInt32"),
+        "the error does not name the field: {text}"
+    );
+    let error = transcoder
+        .protobuf_to_json(&everything, &[0x0a, 0x05, 0x01])
+        .unwrap_err();
+    assert!(format!("{error:?}").contains("not a valid"), "{error:?}");
+}
