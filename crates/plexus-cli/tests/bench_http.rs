@@ -141,7 +141,13 @@ fn quick_run_reports_every_scenario_payload_and_codec() {
     let mut expected = BTreeSet::new();
     for message in ["QuoteRequest", "QuoteReply"] {
         for size in ["small", "1KiB"] {
-            for codec in ["protobuf", "protobuf-dynamic", "json", "json-dynamic"] {
+            for codec in [
+                "protobuf",
+                "protobuf-dynamic",
+                "json",
+                "json-dynamic",
+                "json-gateway",
+            ] {
                 expected.insert((format!("{message} {size}"), codec.to_owned()));
             }
         }

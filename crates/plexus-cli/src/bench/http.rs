@@ -13,8 +13,9 @@
 //! multi-thread runtime as the load generator ([`load`]), as in
 //! `plexus bench rpc`. Each measurement opens fresh connections (see
 //! [`callers`] for the clients); after a warm-up of every scenario, rounds
-//! run the five scenarios back to back, the order rotating by one each
-//! round, and every figure is the median over rounds ([`table`]). Bytes on
+//! run the five scenarios back to back, the two sides of each floor next
+//! to each other and the order alternating ([`round_order`]), and every
+//! figure is the median over rounds ([`table`]). Bytes on
 //! the wire are counted on the client's sockets ([`wire`]). A codec
 //! micro-benchmark ([`codec`]) times protobuf against JSON on the same
 //! messages.
@@ -171,7 +172,7 @@ pub struct Args {
     #[arg(long, value_parser = super::parse_duration)]
     duration: Option<Duration>,
     /// Rounds; each round measures every scenario once, and medians over
-    /// rounds are reported. Default 20 (1 with --quick).
+    /// rounds are reported. Default 30 (1 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     rounds: Option<u32>,
     /// Warm-up per scenario, payload and concurrency before the rounds.
@@ -216,7 +217,7 @@ impl Settings {
         let (duration, warmup, rounds) = if args.quick {
             (Duration::from_millis(100), Duration::from_millis(50), 1)
         } else {
-            (Duration::from_millis(250), Duration::from_millis(300), 20)
+            (Duration::from_millis(250), Duration::from_millis(300), 30)
         };
         let concurrency = if args.concurrency.is_empty() {
             CONCURRENCY.to_vec()
@@ -334,9 +335,11 @@ async fn measure(
     }
     let mut measured: Vec<Vec<Measured>> = vec![Vec::new(); Scenario::ALL.len()];
     for round in 0..settings.rounds as usize {
-        for step in 0..Scenario::ALL.len() {
-            let index = (step + round) % Scenario::ALL.len();
-            let scenario = Scenario::ALL[index];
+        for scenario in round_order(round) {
+            let index = Scenario::ALL
+                .iter()
+                .position(|&s| s == scenario)
+                .expect("every scenario is in ALL");
             // Fresh connections each round: where the runtime places a
             // connection's tasks can favour it for its whole life.
             let connections = Connections::open(servers, scenario, fixture, concurrency).await?;
@@ -351,6 +354,27 @@ async fn measure(
         }
     }
     Ok(Row::new(fixture, concurrency, measured))
+}
+
+/// The order of the scenarios in `round`: the two of each floor back to
+/// back (`gateway`, `grpc`, `http-hop`; `axum`, `plexus-http`), so that the
+/// machine's speed, which drifts over seconds on a shared host, is the same
+/// for both sides of a comparison; which block and which scenario go first
+/// alternates from round to round.
+fn round_order(round: usize) -> Vec<Scenario> {
+    let mut gateway = vec![Scenario::Gateway, Scenario::Grpc, Scenario::HttpHop];
+    let mut plain = vec![Scenario::Axum, Scenario::PlexusHttp];
+    if round % 2 == 1 {
+        gateway.reverse();
+        plain.reverse();
+    }
+    if round % 4 >= 2 {
+        plain.extend(gateway);
+        plain
+    } else {
+        gateway.extend(plain);
+        gateway
+    }
 }
 
 /// Runs `scenario` alone for each payload and concurrency (one

@@ -5,9 +5,10 @@
 //! | codec | what it is |
 //! |---|---|
 //! | `protobuf` | prost, generated types (what the gRPC client and server run) |
-//! | `protobuf-dynamic` | prost-reflect `DynamicMessage` (what the gateway sends upstream and reads back) |
+//! | `protobuf-dynamic` | prost-reflect `DynamicMessage` (the gateway's general path, for well-known types and the like) |
 //! | `json` | serde_json on the serde twin of the proto3 JSON mapping (what the plain handlers run) |
-//! | `json-dynamic` | serde_json on prost-reflect `DynamicMessage`, unknown fields refused (the gateway's transcoding) |
+//! | `json-dynamic` | serde_json on prost-reflect `DynamicMessage`, unknown fields refused (the gateway's general path) |
+//! | `json-gateway` | the gateway's own [`Transcoder`](plexus_gateway::Transcoder), what it runs for these messages: "decode" is JSON → protobuf wire bytes, "encode" protobuf wire bytes → JSON, no message built in between |
 //!
 //! Encoding allocates its output (`encode_to_vec`, `serde_json::to_vec`)
 //! and decoding builds a new message each time, as a call does. Each
@@ -17,6 +18,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use plexus_gateway::Transcoder;
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
 use serde::Serialize;
@@ -58,6 +60,10 @@ pub struct Comparison {
     pub dynamic_json_over_protobuf_encode: f64,
     /// JSON decode / protobuf decode, dynamic.
     pub dynamic_json_over_protobuf_decode: f64,
+    /// The gateway's JSON → wire bytes / prost decode of those bytes.
+    pub gateway_json_over_protobuf_decode: f64,
+    /// The gateway's wire bytes → JSON / prost encode.
+    pub gateway_json_over_protobuf_encode: f64,
 }
 
 /// The whole codec benchmark.
@@ -100,6 +106,7 @@ pub fn run(fixtures: &[Fixture], quick: bool) -> anyhow::Result<Report> {
     };
     let pool = DescriptorPool::decode(FILE_DESCRIPTOR_SET)
         .context("cannot read the bench's descriptor set")?;
+    let transcoder = Transcoder::new(&pool, false);
     let mut rows = Vec::new();
     let mut comparisons = Vec::new();
     for fixture in fixtures {
@@ -108,11 +115,18 @@ pub fn run(fixtures: &[Fixture], quick: bool) -> anyhow::Result<Report> {
         let reply = quote::quote(request.clone())
             .map_err(|e| anyhow::anyhow!("the bench request is invalid: {}", e.0))?;
         let name = format!("QuoteRequest {size}");
-        let measured = message::<QuoteRequest, QuoteRequestJson>(&timing, &pool, &name, &request)?;
+        let measured = message::<QuoteRequest, QuoteRequestJson>(
+            &timing,
+            &pool,
+            &transcoder,
+            &name,
+            &request,
+        )?;
         comparisons.push(compare(&name, &measured));
         rows.extend(measured);
         let name = format!("QuoteReply {size}");
-        let measured = message::<QuoteReply, QuoteReplyJson>(&timing, &pool, &name, &reply)?;
+        let measured =
+            message::<QuoteReply, QuoteReplyJson>(&timing, &pool, &transcoder, &name, &reply)?;
         comparisons.push(compare(&name, &measured));
         rows.extend(measured);
     }
@@ -135,6 +149,7 @@ pub fn run(fixtures: &[Fixture], quick: bool) -> anyhow::Result<Report> {
 fn message<M, J>(
     timing: &Timing,
     pool: &DescriptorPool,
+    transcoder: &Transcoder,
     name: &str,
     value: &M,
 ) -> anyhow::Result<Vec<CodecRow>>
@@ -181,6 +196,20 @@ where
         read_dynamic_json(&json_dynamic)?.transcode_to::<M>()? == *value,
         "{name}: dynamic JSON does not read back"
     );
+    anyhow::ensure!(
+        transcoder.is_direct(&desc),
+        "{name}: the gateway does not transcode {type_name} directly"
+    );
+    let json_gateway = transcoder
+        .protobuf_to_json(&desc, &protobuf)
+        .map_err(|e| anyhow::anyhow!("{name}: the gateway cannot write JSON: {e:?}"))?;
+    let from_gateway = transcoder
+        .json_to_protobuf(&desc, &json_gateway)
+        .map_err(|e| anyhow::anyhow!("{name}: the gateway cannot read its JSON: {e:?}"))?;
+    anyhow::ensure!(
+        M::decode(from_gateway.as_slice())? == *value,
+        "{name}: the gateway's JSON does not read back"
+    );
 
     let row = |codec, bytes: &[u8], encode_ns, decode_ns| CodecRow {
         message: name.to_owned(),
@@ -220,6 +249,12 @@ where
             }),
             time(timing, || read_dynamic_json(&json_dynamic)),
         ),
+        row(
+            "json-gateway",
+            &json_gateway,
+            time(timing, || transcoder.protobuf_to_json(&desc, &protobuf)),
+            time(timing, || transcoder.json_to_protobuf(&desc, &json_gateway)),
+        ),
     ])
 }
 
@@ -231,6 +266,7 @@ fn compare(name: &str, rows: &[CodecRow]) -> Comparison {
     };
     let (pb, json) = (find("protobuf"), find("json"));
     let (pb_dyn, json_dyn) = (find("protobuf-dynamic"), find("json-dynamic"));
+    let gateway = find("json-gateway");
     Comparison {
         message: name.to_owned(),
         json_over_protobuf_bytes: json.bytes as f64 / pb.bytes as f64,
@@ -238,6 +274,8 @@ fn compare(name: &str, rows: &[CodecRow]) -> Comparison {
         json_over_protobuf_decode: json.decode_ns / pb.decode_ns,
         dynamic_json_over_protobuf_encode: json_dyn.encode_ns / pb_dyn.encode_ns,
         dynamic_json_over_protobuf_decode: json_dyn.decode_ns / pb_dyn.decode_ns,
+        gateway_json_over_protobuf_decode: gateway.decode_ns / pb.decode_ns,
+        gateway_json_over_protobuf_encode: gateway.encode_ns / pb.encode_ns,
     }
 }
 
@@ -288,17 +326,19 @@ pub fn print(report: &Report) {
     print_table(&headers, &body);
     println!();
     println!(
-        "JSON against protobuf (× = JSON / protobuf; generated types, then dynamic as in the gateway):"
+        "JSON against protobuf (× = JSON / protobuf; generated types; DynamicMessage; the gateway's transcoding against prost):"
     );
     for c in &report.comparisons {
         println!(
-            "  {:<20} size {:.2}×, encode {:.2}×, decode {:.2}×; dynamic: encode {:.2}×, decode {:.2}×",
+            "  {:<20} size {:.2}×, encode {:.2}×, decode {:.2}×; dynamic: encode {:.2}×, decode {:.2}×; gateway: write {:.2}×, read {:.2}×",
             c.message,
             c.json_over_protobuf_bytes,
             c.json_over_protobuf_encode,
             c.json_over_protobuf_decode,
             c.dynamic_json_over_protobuf_encode,
-            c.dynamic_json_over_protobuf_decode
+            c.dynamic_json_over_protobuf_decode,
+            c.gateway_json_over_protobuf_encode,
+            c.gateway_json_over_protobuf_decode
         );
     }
     let verdict = |holds: bool| if holds { "holds" } else { "does NOT hold" };
