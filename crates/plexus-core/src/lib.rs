@@ -9,8 +9,11 @@
 //!   remaining budget (`grpc-timeout`, [`deadline::TIMEOUT_HEADER`]);
 //! - [`TraceContext`]: W3C `traceparent`;
 //! - [`codec::Codec`]: protobuf and JSON payloads behind one trait;
-//! - [`Error`] with a portable [`ErrorKind`].
+//! - [`Error`] with a portable [`ErrorKind`];
+//! - [`bus`]: the asynchronous messaging contract ([`bus::Publisher`],
+//!   [`bus::Subscriber`], [`bus::Delivery`], [`bus::Features`]).
 
+pub mod bus;
 pub mod codec;
 pub mod deadline;
 mod error;
