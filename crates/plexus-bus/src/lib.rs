@@ -1,0 +1,24 @@
+//! plexus messaging.
+//!
+//! - [`memory`]: the in-memory backend, the reference implementation of
+//!   the bus contract ([`plexus_core::bus`]): consumer groups, per-key
+//!   order, ack deadlines, delayed nacks, bounded topics. Not persistent.
+//!
+//! ```
+//! use plexus_bus::memory::MemoryBus;
+//! use plexus_core::bus::{Publisher, Subscriber, SubscribeOptions};
+//! use plexus_core::Message;
+//! use futures::StreamExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = MemoryBus::new();
+//! let mut orders = bus.subscribe("orders", SubscribeOptions::group("email")).await?;
+//! let placed = Message::builder("shop.OrderPlaced", "/orders").key("order-1").build()?;
+//! bus.publish("orders", vec![placed]).await?;
+//! let delivery = orders.next().await.expect("a delivery")?;
+//! assert_eq!(delivery.message().key(), Some("order-1"));
+//! delivery.ack().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod memory;

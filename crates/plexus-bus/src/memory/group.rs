@@ -1,0 +1,288 @@
+//! One consumer group's view of a topic: which messages it has passed,
+//! which are out with a member, waiting for a redelivery or free to go.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use tokio::time::Instant;
+
+/// A message the group has taken from the log and not yet acknowledged.
+#[derive(Debug)]
+struct Unacked {
+    /// Deliveries so far.
+    attempt: u32,
+    key: Option<String>,
+    state: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Free to deliver (in `ready`).
+    Ready,
+    /// Waiting for a nack's delay (in `delayed`).
+    Delayed(Instant),
+    /// Out with a member, answered through `token` (in `deadlines`).
+    InFlight {
+        member: u64,
+        token: u64,
+        deadline: Instant,
+    },
+}
+
+/// What [`Group::take`] hands out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Lease {
+    pub(super) offset: u64,
+    pub(super) attempt: u32,
+    pub(super) token: u64,
+}
+
+/// A group's position and unanswered messages.
+#[derive(Debug)]
+pub(super) struct Group {
+    /// The next log offset this group has never taken.
+    pub(super) cursor: u64,
+    unacked: BTreeMap<u64, Unacked>,
+    ready: BTreeSet<u64>,
+    delayed: BTreeSet<(Instant, u64)>,
+    deadlines: BTreeSet<(Instant, u64)>,
+    /// Unacked offsets per key, in order: only the first may be out.
+    keys: HashMap<String, BTreeSet<u64>>,
+    in_flight: HashMap<u64, usize>,
+    next_token: u64,
+}
+
+impl Group {
+    pub(super) fn new(cursor: u64) -> Self {
+        Group {
+            cursor,
+            unacked: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            delayed: BTreeSet::new(),
+            deadlines: BTreeSet::new(),
+            keys: HashMap::new(),
+            in_flight: HashMap::new(),
+            next_token: 1,
+        }
+    }
+
+    /// The lowest offset the group still needs (the log may drop what is
+    /// below it).
+    pub(super) fn low_watermark(&self) -> u64 {
+        self.unacked
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.cursor)
+            .min(self.cursor)
+    }
+
+    /// How many messages the group has taken and not acknowledged.
+    pub(super) fn unacked_len(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Takes the message at `offset` (the cursor) from the log.
+    pub(super) fn pass(&mut self, offset: u64, key: Option<&str>) {
+        debug_assert_eq!(offset, self.cursor);
+        self.cursor += 1;
+        self.unacked.insert(
+            offset,
+            Unacked {
+                attempt: 0,
+                key: key.map(str::to_owned),
+                state: State::Ready,
+            },
+        );
+        self.ready.insert(offset);
+        if let Some(key) = key {
+            self.keys.entry(key.to_owned()).or_default().insert(offset);
+        }
+    }
+
+    /// Moves due delayed messages and expired deliveries back to ready.
+    pub(super) fn release_due(&mut self, now: Instant) {
+        while let Some(&(at, offset)) = self.delayed.first() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop_first();
+            if let Some(entry) = self.unacked.get_mut(&offset) {
+                entry.state = State::Ready;
+                self.ready.insert(offset);
+            }
+        }
+        while let Some(&(at, offset)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(entry) = self.unacked.get_mut(&offset)
+                && let State::InFlight { member, .. } = entry.state
+            {
+                entry.state = State::Ready;
+                self.ready.insert(offset);
+                Self::leave(&mut self.in_flight, member);
+            }
+        }
+    }
+
+    fn leave(in_flight: &mut HashMap<u64, usize>, member: u64) {
+        if let Some(count) = in_flight.get_mut(&member) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                in_flight.remove(&member);
+            }
+        }
+    }
+
+    /// Deliveries out with `member`.
+    pub(super) fn in_flight_of(&self, member: u64) -> usize {
+        self.in_flight.get(&member).copied().unwrap_or(0)
+    }
+
+    /// The first ready message whose key has nothing earlier unacked, out
+    /// with `member` until `deadline`.
+    pub(super) fn take(&mut self, member: u64, deadline: Instant) -> Option<Lease> {
+        let offset = self.ready.iter().copied().find(|offset| {
+            let entry = &self.unacked[offset];
+            entry
+                .key
+                .as_ref()
+                .is_none_or(|key| self.keys[key].first() == Some(offset))
+        })?;
+        self.ready.remove(&offset);
+        let token = self.next_token;
+        self.next_token += 1;
+        let entry = self
+            .unacked
+            .get_mut(&offset)
+            .expect("ready entries are unacked");
+        entry.attempt += 1;
+        entry.state = State::InFlight {
+            member,
+            token,
+            deadline,
+        };
+        self.deadlines.insert((deadline, offset));
+        *self.in_flight.entry(member).or_default() += 1;
+        Some(Lease {
+            offset,
+            attempt: entry.attempt,
+            token,
+        })
+    }
+
+    /// Whether `lease` is still the current delivery of its message.
+    fn current(&self, lease: Lease) -> Option<(u64, Instant)> {
+        match self.unacked.get(&lease.offset)?.state {
+            State::InFlight {
+                member,
+                token,
+                deadline,
+            } if token == lease.token => Some((member, deadline)),
+            _ => None,
+        }
+    }
+
+    /// Acknowledges `lease`; `false` when it is no longer current (its
+    /// deadline passed or it was answered already).
+    pub(super) fn ack(&mut self, lease: Lease) -> bool {
+        let Some((member, deadline)) = self.current(lease) else {
+            return false;
+        };
+        self.deadlines.remove(&(deadline, lease.offset));
+        Self::leave(&mut self.in_flight, member);
+        let entry = self
+            .unacked
+            .remove(&lease.offset)
+            .expect("current leases are unacked");
+        if let Some(key) = entry.key
+            && let Some(offsets) = self.keys.get_mut(&key)
+        {
+            offsets.remove(&lease.offset);
+            if offsets.is_empty() {
+                self.keys.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// Puts `lease` back, free again at `at`; `false` when it is no longer
+    /// current.
+    pub(super) fn nack(&mut self, lease: Lease, at: Instant, now: Instant) -> bool {
+        let Some((member, deadline)) = self.current(lease) else {
+            return false;
+        };
+        self.deadlines.remove(&(deadline, lease.offset));
+        Self::leave(&mut self.in_flight, member);
+        let entry = self
+            .unacked
+            .get_mut(&lease.offset)
+            .expect("current leases are unacked");
+        if at <= now {
+            entry.state = State::Ready;
+            self.ready.insert(lease.offset);
+        } else {
+            entry.state = State::Delayed(at);
+            self.delayed.insert((at, lease.offset));
+        }
+        true
+    }
+
+    /// When the next delayed message or delivery deadline falls due.
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        let delayed = self.delayed.first().map(|d| d.0);
+        let deadline = self.deadlines.first().map(|d| d.0);
+        match (delayed, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::Group;
+
+    #[test]
+    fn a_key_waits_for_its_earlier_message_while_other_keys_go() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        let mut group = Group::new(0);
+        group.pass(0, Some("a"));
+        group.pass(1, Some("a"));
+        group.pass(2, Some("b"));
+        let first = group.take(1, later).unwrap();
+        assert_eq!(first.offset, 0);
+        let second = group.take(1, later).unwrap();
+        assert_eq!(second.offset, 2, "key b goes while key a waits");
+        assert_eq!(group.take(1, later), None, "offset 1 waits for offset 0");
+        assert!(group.nack(first, now, now));
+        let again = group.take(2, later).unwrap();
+        assert_eq!((again.offset, again.attempt), (0, 2), "redelivered first");
+        assert!(group.ack(again));
+        assert_eq!(group.take(2, later).unwrap().offset, 1);
+        assert!(!group.ack(first), "a superseded lease is ignored");
+    }
+
+    #[test]
+    fn an_expired_delivery_is_ready_again_and_its_lease_is_void() {
+        let now = Instant::now();
+        let mut group = Group::new(5);
+        group.pass(5, None);
+        let lease = group.take(1, now + Duration::from_millis(10)).unwrap();
+        assert_eq!(group.in_flight_of(1), 1);
+        group.release_due(now + Duration::from_millis(11));
+        assert_eq!(group.in_flight_of(1), 0);
+        assert!(!group.ack(lease));
+        let again = group.take(2, now + Duration::from_secs(1)).unwrap();
+        assert_eq!((again.offset, again.attempt), (5, 2));
+        assert_eq!(group.low_watermark(), 5);
+        assert!(group.ack(again));
+        assert_eq!(group.low_watermark(), 6);
+    }
+}

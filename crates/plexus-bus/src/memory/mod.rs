@@ -1,0 +1,311 @@
+//! [`MemoryBus`]: the in-memory backend, the reference implementation of
+//! the bus contract.
+//!
+//! Each topic is a bounded log. Each consumer group keeps a cursor into it
+//! and the set of messages it has taken and not acknowledged; members of a
+//! group take from that set, so a message is out with one member at a
+//! time. The next message of a key waits until the one before it is
+//! acknowledged (per-key order that holds across nacks and redeliveries),
+//! while other keys go ahead. The log drops what every group has
+//! acknowledged; a topic at its capacity makes publishers wait, for at
+//! most [`MemoryConfig::publish_timeout`], then fail with
+//! [`BusError::Full`]. A topic without groups keeps its latest messages
+//! (for groups that start at the earliest). Nothing survives the process.
+
+mod group;
+mod subscription;
+mod topic;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use plexus_core::Message;
+use plexus_core::bus::{
+    BoxFuture, BusError, Features, Publisher, StartFrom, SubscribeOptions, Subscriber, Subscription,
+};
+
+use group::Group;
+use topic::Topic;
+
+/// The backend's name in errors.
+const NAME: &str = "memory bus";
+
+/// The bounds of a [`MemoryBus`].
+#[derive(Debug, Clone)]
+pub struct MemoryConfig {
+    /// Messages a topic holds at most (unacknowledged by some group, or
+    /// kept for groups yet to come).
+    pub topic_capacity: usize,
+    /// How long a publish waits for room in a full topic before failing
+    /// with [`BusError::Full`].
+    pub publish_timeout: Duration,
+    /// The largest message accepted, bytes (payload, attributes, key and
+    /// headers).
+    pub max_message_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            topic_capacity: 100_000,
+            publish_timeout: Duration::from_secs(5),
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// The in-memory bus: a [`Publisher`] and a [`Subscriber`]. Clones share
+/// the same topics.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    config: MemoryConfig,
+    topics: Mutex<HashMap<String, Topic>>,
+    closed: AtomicBool,
+    /// Woken when the bus closes.
+    closing: tokio::sync::Notify,
+    next_member: AtomicU64,
+}
+
+impl Inner {
+    fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
+        // Every change under this lock is a few map operations that leave
+        // it consistent, so a panic elsewhere does not spoil it.
+        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MemoryBus {
+    /// A bus with the default bounds.
+    pub fn new() -> Self {
+        Self::with_config(MemoryConfig::default())
+    }
+
+    /// A bus with `config`'s bounds.
+    pub fn with_config(config: MemoryConfig) -> Self {
+        MemoryBus {
+            inner: Arc::new(Inner {
+                config,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    fn check_open(&self, what: &'static str) -> Result<(), BusError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed {
+                backend: NAME.to_owned(),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    async fn publish_batch(&self, topic: &str, batch: Vec<Message>) -> Result<(), BusError> {
+        self.check_open("publisher")?;
+        check_topic(topic)?;
+        let limit = self.inner.config.max_message_bytes;
+        for message in &batch {
+            let size = message_size(message);
+            if size > limit {
+                return Err(BusError::TooLarge {
+                    backend: NAME.to_owned(),
+                    topic: topic.to_owned(),
+                    id: message.id().to_owned(),
+                    size,
+                    limit,
+                });
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let capacity = self.inner.config.topic_capacity;
+        if batch.len() > capacity {
+            return Err(BusError::Full {
+                topic: topic.to_owned(),
+                reason: format!(
+                    "a batch of {} messages is larger than the topic's capacity of {capacity}",
+                    batch.len()
+                ),
+            });
+        }
+        let give_up = tokio::time::Instant::now() + self.inner.config.publish_timeout;
+        loop {
+            self.check_open("publisher")?;
+            let changed = {
+                let mut topics = self.inner.topics();
+                let state = topics.entry(topic.to_owned()).or_insert_with(Topic::new);
+                state.truncate();
+                let room = capacity - state.len();
+                if room >= batch.len() || state.groups.is_empty() {
+                    if room < batch.len() {
+                        state.drop_oldest(batch.len() - room);
+                    }
+                    state.append(batch);
+                    state.changed.notify_waiters();
+                    return Ok(());
+                }
+                Arc::clone(&state.changed)
+            };
+            let notified = changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Room may have been made between the check and `enable`.
+            {
+                let mut topics = self.inner.topics();
+                if let Some(state) = topics.get_mut(topic) {
+                    state.truncate();
+                    if capacity - state.len() >= batch.len() {
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(give_up) => {
+                    return Err(BusError::Full {
+                        topic: topic.to_owned(),
+                        reason: format!(
+                            "it holds its capacity of {capacity} messages not yet acknowledged by every group, and none was acknowledged within {:?}",
+                            self.inner.config.publish_timeout
+                        ),
+                    });
+                }
+                () = self.inner.closing.notified() => {
+                    return Err(BusError::Closed { backend: NAME.to_owned(), what: "publisher" });
+                }
+            }
+        }
+    }
+
+    fn join(
+        &self,
+        topic: &str,
+        options: &SubscribeOptions,
+    ) -> Result<(String, bool, u64), BusError> {
+        self.check_open("subscriber")?;
+        check_topic(topic)?;
+        options.check(NAME, &Publisher::features(self))?;
+        let member = self.inner.next_member.fetch_add(1, Ordering::Relaxed);
+        let (group, private) = match &options.group {
+            Some(group) => (group.clone(), false),
+            None => (format!("~private-{member}"), true),
+        };
+        let mut topics = self.inner.topics();
+        let state = topics.entry(topic.to_owned()).or_insert_with(Topic::new);
+        let start = match options.start {
+            StartFrom::New => state.end(),
+            StartFrom::Earliest => state.base(),
+        };
+        state
+            .groups
+            .entry(group.clone())
+            .or_insert_with(|| Group::new(start));
+        Ok((group, private, member))
+    }
+}
+
+/// A message's size as the limit counts it.
+fn message_size(message: &Message) -> usize {
+    message.payload().len()
+        + message.id().len()
+        + message.source().len()
+        + message.ty().len()
+        + message.subject().map_or(0, str::len)
+        + message.key().map_or(0, str::len)
+        + message
+            .headers()
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+}
+
+fn check_topic(topic: &str) -> Result<(), BusError> {
+    let reason = if topic.is_empty() {
+        "a topic name is not empty"
+    } else if topic.len() > 255 {
+        "a topic name is at most 255 bytes"
+    } else if topic.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "a topic name has no spaces or control characters"
+    } else {
+        return Ok(());
+    };
+    Err(BusError::InvalidTopic {
+        topic: topic.chars().take(64).collect(),
+        reason: reason.to_owned(),
+    })
+}
+
+impl Publisher for MemoryBus {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        batch: Vec<Message>,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(self.publish_batch(topic, batch))
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move {
+            close(&self.inner);
+            Ok(())
+        })
+    }
+
+    fn features(&self) -> Features {
+        Features {
+            persistent: false,
+            per_key_order: true,
+            consumer_groups: true,
+            replay: true,
+            nack_delay: true,
+            max_message_bytes: self.inner.config.max_message_bytes,
+        }
+    }
+}
+
+impl Subscriber for MemoryBus {
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        options: SubscribeOptions,
+    ) -> BoxFuture<'a, Result<Subscription, BusError>> {
+        Box::pin(async move {
+            let (group, private, member) = self.join(topic, &options)?;
+            Ok(subscription::open(
+                Arc::clone(&self.inner),
+                topic.to_owned(),
+                group,
+                private,
+                member,
+                options,
+            ))
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move {
+            close(&self.inner);
+            Ok(())
+        })
+    }
+
+    fn features(&self) -> Features {
+        Publisher::features(self)
+    }
+}
+
+fn close(inner: &Inner) {
+    inner.closed.store(true, Ordering::Release);
+    inner.closing.notify_waiters();
+    for topic in inner.topics().values() {
+        topic.changed.notify_waiters();
+    }
+}

@@ -1,0 +1,96 @@
+//! One topic: a bounded log of messages and the groups reading it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use plexus_core::Message;
+use tokio::sync::Notify;
+
+use super::group::{Group, Lease};
+
+/// How many messages a group takes from the log ahead of its deliveries
+/// (messages held back behind an earlier one of their key count too).
+const WINDOW: usize = 10_000;
+
+#[derive(Debug)]
+pub(super) struct Topic {
+    /// Offset of `log[0]`.
+    base: u64,
+    log: VecDeque<Message>,
+    pub(super) groups: HashMap<String, Group>,
+    /// Woken on every change: a publish, an answer, a group leaving.
+    pub(super) changed: Arc<Notify>,
+}
+
+impl Topic {
+    pub(super) fn new() -> Self {
+        Topic {
+            base: 0,
+            log: VecDeque::new(),
+            groups: HashMap::new(),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    /// The offset the next message will get.
+    pub(super) fn end(&self) -> u64 {
+        self.base + self.log.len() as u64
+    }
+
+    pub(super) fn base(&self) -> u64 {
+        self.base
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Drops what every group is done with.
+    pub(super) fn truncate(&mut self) {
+        let Some(low) = self.groups.values().map(Group::low_watermark).min() else {
+            return;
+        };
+        while self.base < low && self.log.pop_front().is_some() {
+            self.base += 1;
+        }
+    }
+
+    /// Drops the oldest `n` messages (a topic without groups is a bounded
+    /// window of the latest messages).
+    pub(super) fn drop_oldest(&mut self, n: usize) {
+        for _ in 0..n.min(self.log.len()) {
+            self.log.pop_front();
+            self.base += 1;
+        }
+    }
+
+    pub(super) fn append(&mut self, batch: Vec<Message>) {
+        self.log.extend(batch);
+    }
+
+    /// The next delivery for `member` of `group`, taking messages from the
+    /// log as needed; `None` when nothing is free for it now.
+    pub(super) fn take(
+        &mut self,
+        group: &str,
+        member: u64,
+        deadline: tokio::time::Instant,
+    ) -> Option<(Lease, Message)> {
+        let end = self.end();
+        let base = self.base;
+        let log = &self.log;
+        let state = self.groups.get_mut(group)?;
+        loop {
+            if let Some(lease) = state.take(member, deadline) {
+                let message = log[(lease.offset - base) as usize].clone();
+                return Some((lease, message));
+            }
+            if state.cursor >= end || state.unacked_len() >= WINDOW {
+                return None;
+            }
+            let offset = state.cursor;
+            let key = log[(offset - base) as usize].key();
+            state.pass(offset, key);
+        }
+    }
+}
