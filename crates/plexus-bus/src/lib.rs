@@ -3,6 +3,9 @@
 //! - [`memory`]: the in-memory backend, the reference implementation of
 //!   the bus contract ([`plexus_core::bus`]): consumer groups, per-key
 //!   order, ack deadlines, delayed nacks, bounded topics. Not persistent.
+//! - [`router`]: runs message handlers (tower services) on subscriptions,
+//!   with middleware layers: retry with backoff, dead letters, deadline
+//!   check, per-key lanes, and tower's timeout and concurrency limit.
 //!
 //! ```
 //! use plexus_bus::memory::MemoryBus;
@@ -22,3 +25,4 @@
 //! ```
 
 pub mod memory;
+pub mod router;
