@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`orders`] (`shop.orders.v1.Orders`) | unary (`PlaceOrder`, `GetOrder`), server streaming (`WatchOrder`), client streaming (`ImportOrders`) |
 //! | [`support`] (`shop.support.v1.Support`) | bidirectional streaming (`Chat`) |
+//! | [`notifications`] (email ×3, sms, analytics on `OrderPlaced`) | publish/subscribe: each consumer group gets every event, members of a group share them |
 //! | [`gateway`] (REST/JSON in front of orders) | synchronous HTTP: `POST /v1/orders`, `GET /v1/orders/{order_id}`, `GET /v1/orders/{order_id}/watch` (Server-Sent Events) |
 //!
 //! Each service has a `start` function that serves it on loopback (health
@@ -24,6 +25,7 @@
 //! The protos live in `proto/shop/` at the root of the repository.
 
 pub mod gateway;
+pub mod notifications;
 pub mod orders;
 mod running;
 pub mod support;

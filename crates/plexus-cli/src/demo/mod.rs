@@ -12,19 +12,26 @@
 //! - [`faults`]: a call past its deadline, a call cancelled by its client;
 //! - [`rest`]: the REST/JSON gateway in front of orders (HTTP → gRPC),
 //!   Server-Sent Events, and client mistakes;
+//! - [`notifications`]: publish/subscribe on the in-memory bus: every
+//!   `OrderPlaced` reaches each consumer group once, members share them;
 //! - [`report`]: latencies and the table.
 
 mod faults;
+mod notifications;
 mod orders;
 mod report;
 mod rest;
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use plexus_bus::memory::MemoryBus;
+use plexus_core::bus::Publisher;
 use plexus_rpc::client::ClientBuilder;
 use shop::Running;
+use shop::notifications::{Notifications, NotificationsConfig};
 use shop::orders::v1::orders_client::OrdersClient;
 use shop::orders::{OrdersConfig, OrdersMetrics};
 use shop::support::v1::support_client::SupportClient;
@@ -61,6 +68,8 @@ pub struct Args {
 
 /// The shop's services, running in this process.
 struct Shop {
+    bus: MemoryBus,
+    notifications: Notifications,
     orders: Running<OrdersMetrics>,
     support: Running<SupportMetrics>,
     gateway: plexus_gateway::GatewayHandle,
@@ -68,9 +77,16 @@ struct Shop {
 
 impl Shop {
     async fn start() -> anyhow::Result<Shop> {
-        let orders = shop::orders::start(OrdersConfig::default())
-            .await
-            .context("starting the orders service on 127.0.0.1")?;
+        let bus = MemoryBus::new();
+        let notifications = shop::notifications::start(
+            Arc::new(bus.clone()),
+            Arc::new(bus.clone()),
+            NotificationsConfig::default(),
+        );
+        let orders =
+            shop::orders::start_with_events(OrdersConfig::default(), Arc::new(bus.clone()))
+                .await
+                .context("starting the orders service on 127.0.0.1")?;
         let mut support = SupportConfig::default();
         support.orders_url = Some(orders.url());
         let support = shop::support::start(support)
@@ -80,6 +96,8 @@ impl Shop {
             .await
             .context("starting the REST gateway on 127.0.0.1")?;
         Ok(Shop {
+            bus,
+            notifications,
             orders,
             support,
             gateway,
@@ -99,6 +117,13 @@ impl Shop {
             .shutdown()
             .await
             .context("stopping the orders service")?;
+        self.notifications
+            .shutdown()
+            .await
+            .context("stopping the notification groups")?;
+        Publisher::close(&self.bus)
+            .await
+            .context("closing the in-memory bus")?;
         Ok(())
     }
 }
@@ -175,21 +200,22 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
     let watched = &rest_ids[..REST_WATCHES.min(rest_ids.len())];
     let rest_watch = rest::watch(&http, &base, watched, WATCH_STEP_MILLIS).await;
     let rest_mistakes = rest::mistakes(&http, &base).await;
+    let placed = metrics.orders_placed();
+    let pubsub = notifications::rows(shop.notifications.metrics(), placed).await;
     let sample = ids[ids.len() - 1].clone();
-    Ok((
-        vec![
-            unary,
-            server_streaming,
-            client_streaming,
-            bidi,
-            deadline,
-            cancellation,
-            rest_unary,
-            rest_watch,
-            rest_mistakes,
-        ],
-        sample,
-    ))
+    let mut rows = vec![
+        unary,
+        server_streaming,
+        client_streaming,
+        bidi,
+        deadline,
+        cancellation,
+        rest_unary,
+        rest_watch,
+        rest_mistakes,
+    ];
+    rows.extend(pubsub);
+    Ok((rows, sample))
 }
 
 async fn keep_running(shop: &Shop, order_id: &str) -> anyhow::Result<()> {

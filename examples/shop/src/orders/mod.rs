@@ -15,8 +15,11 @@
 //! - `ImportOrders` (client streaming) imports a bounded stream of orders
 //!   ([`OrdersConfig::max_orders_per_import`]) all at once: invalid orders are
 //!   counted and skipped, the valid ones are stored together or not at all.
+//! - With an event publisher ([`start_with_events`]), every order placed is
+//!   announced as an [`OrderPlaced`] event on [`ORDER_PLACED_TOPIC`].
 
 mod config;
+mod events;
 mod metrics;
 mod service;
 mod start;
@@ -25,9 +28,10 @@ mod validate;
 mod watch;
 
 pub use config::OrdersConfig;
+pub use events::{ORDER_PLACED_TOPIC, ORDER_PLACED_TYPE, OrderPlaced};
 pub use metrics::OrdersMetrics;
 pub use service::OrdersService;
-pub use start::{start, start_on};
+pub use start::{start, start_on, start_with_events};
 pub use validate::{MAX_ID_BYTES, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
 
 /// Generated types and service traits of `shop.orders.v1`.

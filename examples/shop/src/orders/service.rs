@@ -7,7 +7,10 @@ use plexus_rpc::CallContext;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use plexus_core::bus::Publisher;
+
 use super::config::OrdersConfig;
+use super::events::{Events, OrderPlaced};
 use super::metrics::OrdersMetrics;
 use super::store::OrderStore;
 use super::v1::orders_server::{Orders, OrdersServer};
@@ -24,6 +27,7 @@ pub struct OrdersService {
     config: Arc<OrdersConfig>,
     store: Arc<OrderStore>,
     metrics: Arc<OrdersMetrics>,
+    events: Option<Events>,
 }
 
 impl OrdersService {
@@ -33,7 +37,15 @@ impl OrdersService {
             store: Arc::new(OrderStore::new(config.max_orders)),
             config: Arc::new(config),
             metrics: Arc::default(),
+            events: None,
         }
+    }
+
+    /// Announces every order placed as an
+    /// [`OrderPlaced`](super::OrderPlaced) event through `publisher`.
+    pub fn with_events(mut self, publisher: Arc<dyn Publisher>) -> Self {
+        self.events = Some(Events::new(publisher));
+        self
     }
 
     /// The service's counters.
@@ -74,6 +86,15 @@ impl Orders for OrdersService {
         let order = validate(request.into_inner(), self.config.max_items_per_order)?;
         let stored = self.store.insert(order)?;
         OrdersMetrics::add(&self.metrics.orders_placed, 1);
+        if let Some(events) = &self.events {
+            events
+                .placed(OrderPlaced {
+                    order_id: stored.order_id.clone(),
+                    customer_id: stored.customer_id.clone(),
+                    total_cents: stored.total_cents,
+                })
+                .await?;
+        }
         Ok(Response::new(PlaceOrderResponse {
             order_id: stored.order_id,
             total_cents: stored.total_cents,

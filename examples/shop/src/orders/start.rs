@@ -1,5 +1,8 @@
 //! Starting the orders service on a plexus server.
 
+use std::sync::Arc;
+
+use plexus_core::bus::Publisher;
 use plexus_rpc::Server;
 
 use super::config::OrdersConfig;
@@ -18,7 +21,26 @@ pub async fn start_on(
     addr: &str,
     config: OrdersConfig,
 ) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
-    let service = OrdersService::new(config);
+    serve(addr, OrdersService::new(config)).await
+}
+
+/// Serves the orders service on a free loopback port, announcing every
+/// order placed on `events` (see [`OrderPlaced`](super::OrderPlaced)).
+pub async fn start_with_events(
+    config: OrdersConfig,
+    events: Arc<dyn Publisher>,
+) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
+    serve(
+        "127.0.0.1:0",
+        OrdersService::new(config).with_events(events),
+    )
+    .await
+}
+
+async fn serve(
+    addr: &str,
+    service: OrdersService,
+) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
     let metrics = service.metrics();
     let server = Server::builder()
         .add_service(service.into_server())
