@@ -1,0 +1,54 @@
+//! plexus messaging on SQLite: the embedded durable bus.
+//!
+//! [`SqliteBus`] implements the bus contract ([`plexus_core::bus`]) on one
+//! SQLite database file in WAL mode with `synchronous=FULL`: a `publish`
+//! or an `ack` returns only once it is committed and fsynced, so it
+//! survives a crash of the process or of the machine.
+//!
+//! - **Group commit.** One writer task owns the connection. Publishes,
+//!   acks, nacks and claims queue for it (a bounded queue, bounded in
+//!   bytes too); it applies everything queued in one transaction and one
+//!   fsync, then answers every waiter. Concurrent publishers share the
+//!   cost of a commit. Batches are written with multi-row INSERTs.
+//! - **Consumer groups** keep their cursor and their unacknowledged
+//!   messages in the database: leases with ack deadlines (an expired one
+//!   is delivered again with `attempt + 1`), nacks with a delay, and
+//!   per-key order (the next message of a key waits while an earlier one
+//!   is unacknowledged in the group, across nacks and redeliveries).
+//!   A subscription without a group has a private group, removed when the
+//!   subscription is dropped.
+//! - **Retention.** Messages every group has acknowledged are deleted in
+//!   bounded batches; a topic without groups keeps its latest
+//!   [`SqliteConfig::retain_without_groups`] messages, for groups that
+//!   start at the earliest.
+//! - **Wake-ups.** Subscriptions of this process are woken when a commit
+//!   concerns their topic; writes by another process on the same file are
+//!   seen within [`SqliteConfig::poll_interval`].
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use plexus_core::Message;
+//! use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
+//! use plexus_sqlite::SqliteBus;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let bus = SqliteBus::connect("sqlite://data/bus.db").await?;
+//! let mut orders = bus.subscribe("orders", SubscribeOptions::group("email")).await?;
+//! let placed = Message::builder("shop.OrderPlaced", "/orders").key("order-1").build()?;
+//! bus.publish("orders", vec![placed]).await?; // on disk when this returns
+//! let delivery = orders.next().await.expect("a delivery")?;
+//! delivery.ack().await?; // recorded on disk when this returns
+//! Publisher::close(&bus).await?;
+//! # Ok(()) }
+//! ```
+
+mod bus;
+mod config;
+mod notify;
+mod row;
+mod schema;
+mod subscription;
+mod writer;
+
+pub use bus::SqliteBus;
+pub use config::SqliteConfig;

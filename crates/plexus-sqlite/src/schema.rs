@@ -1,0 +1,93 @@
+//! The database: connection settings and the tables of the bus.
+//!
+//! - `plexus_topics`: one row per topic, with the number of messages it
+//!   retains (`retained`, for the capacity bound).
+//! - `plexus_messages`: every retained message, all of its attributes in
+//!   columns; `seq` (AUTOINCREMENT, never reused) orders a topic. SQLite
+//!   has one writer at a time, so a message committed later always has a
+//!   higher `seq`: a group's cursor never skips one.
+//! - `plexus_groups`: one row per consumer group of a topic: `cursor`, the
+//!   highest `seq` the group has taken from the topic.
+//! - `plexus_pending`: the messages a group has taken and not acknowledged:
+//!   `attempt` (deliveries so far) and `due_ms`, the wall-clock millisecond
+//!   from which it may be delivered (again): 0 when free, the ack deadline
+//!   while out with a member, the end of a nack's delay.
+
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::SqliteConfig;
+
+/// The tables and indexes, created if missing.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS plexus_topics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    retained INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS plexus_messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic_id INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,
+    time_s INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    datacontenttype TEXT,
+    key TEXT,
+    headers TEXT,
+    payload BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS plexus_messages_topic ON plexus_messages (topic_id, seq);
+CREATE TABLE IF NOT EXISTS plexus_groups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    private INTEGER NOT NULL DEFAULT 0,
+    touched_ms INTEGER NOT NULL,
+    UNIQUE (topic_id, name)
+);
+CREATE TABLE IF NOT EXISTS plexus_pending (
+    group_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    key TEXT,
+    attempt INTEGER NOT NULL,
+    due_ms INTEGER NOT NULL,
+    PRIMARY KEY (group_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS plexus_pending_key ON plexus_pending (group_id, key, seq)
+    WHERE key IS NOT NULL;
+";
+
+/// Opens (creating if missing) the database of `config` with the bus's
+/// settings: WAL journal, `synchronous=FULL` (a commit is on disk before it
+/// returns), the busy timeout; then creates the tables.
+pub(crate) async fn open(config: &SqliteConfig) -> Result<SqliteConnection, sqlx::Error> {
+    let mut connection = options(config).connect().await?;
+    for statement in SCHEMA.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(statement).execute(&mut connection).await?;
+    }
+    Ok(connection)
+}
+
+fn options(config: &SqliteConfig) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(&config.path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(config.busy_timeout)
+        .statement_cache_capacity(256)
+        .pragma("temp_store", "memory")
+}
+
+/// Closes `connection`, giving it at most `limit`.
+pub(crate) async fn close(connection: SqliteConnection, limit: Duration) {
+    if let Ok(Err(error)) = tokio::time::timeout(limit, connection.close()).await {
+        tracing::warn!(%error, "closing the SQLite bus connection failed");
+    }
+}

@@ -1,0 +1,420 @@
+//! The writer: one task that owns the database connection and applies
+//! every change — publishes, group joins, claims, acks and nacks — in
+//! group commits: it drains its bounded queue, applies everything drained
+//! in one transaction, commits once (one fsync), then answers every
+//! waiter. Concurrent publishers thus share a commit; a caller learns of
+//! its change only once it is on disk.
+
+mod group;
+mod publish;
+mod retention;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use plexus_core::Message;
+use plexus_core::bus::{BoxFuture, BusError, StartFrom};
+use sqlx::sqlite::SqliteConnection;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::SqliteConfig;
+use crate::notify::Notifier;
+use crate::schema;
+
+pub(crate) use group::{Claimed, Joined};
+
+/// A change for the writer, with where to send its outcome.
+pub(crate) enum Command {
+    /// Append `batch` to `topic`.
+    Publish {
+        topic: String,
+        batch: Vec<Message>,
+        /// The batch's room in the writer's byte budget, freed once done.
+        permit: OwnedSemaphorePermit,
+        reply: oneshot::Sender<Result<(), BusError>>,
+    },
+    /// Create the group if it does not exist; tell its id.
+    Join {
+        topic: String,
+        group: String,
+        private: bool,
+        start: StartFrom,
+        reply: oneshot::Sender<Result<Joined, BusError>>,
+    },
+    /// Remove a private group and what it holds.
+    Leave { group_id: i64 },
+    /// Lease up to `max` deliverable messages of a group.
+    Claim {
+        topic_id: i64,
+        group_id: i64,
+        max: usize,
+        ack_deadline: Duration,
+        reply: oneshot::Sender<Result<Claimed, BusError>>,
+    },
+    /// Ack or nack one delivery.
+    Answer {
+        topic: Arc<str>,
+        group_id: i64,
+        seq: i64,
+        attempt: u32,
+        /// `None`: ack; `Some(delay)`: nack, deliverable again after it.
+        nack: Option<Duration>,
+        reply: Option<oneshot::Sender<Result<(), BusError>>>,
+    },
+    /// Finish what was queued before, close the connection, then answer.
+    Close { reply: oneshot::Sender<()> },
+}
+
+impl Command {
+    fn messages(&self) -> usize {
+        match self {
+            Command::Publish { batch, .. } => batch.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// What one command did inside the transaction, delivered after commit.
+enum Outcome {
+    Published(Result<(), BusError>),
+    Joined(Joined),
+    Claimed(Claimed),
+    Done,
+}
+
+/// Changes to the writer's in-memory state and wake-ups, applied only once
+/// the transaction that made them has committed.
+#[derive(Default)]
+struct Effects {
+    new_topics: Vec<(String, i64)>,
+    joined_private: Vec<i64>,
+    left: Vec<i64>,
+    wake: HashSet<Arc<str>>,
+}
+
+/// The task owning the connection.
+pub(crate) struct Writer {
+    connection: SqliteConnection,
+    config: Arc<SqliteConfig>,
+    /// The backend's name in errors (names the database file).
+    name: Arc<str>,
+    notifier: Arc<Notifier>,
+    /// Topic ids known to be committed.
+    topics: HashMap<String, i64>,
+    /// Private groups of this process, kept alive in the database.
+    private_groups: HashSet<i64>,
+    publish: publish::Statements,
+    effects: Effects,
+    retention_due: Instant,
+    touch_due: Instant,
+}
+
+/// Wall-clock milliseconds since the Unix epoch (stored deadlines are
+/// wall-clock so that another process reads them the same way).
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds of `duration`, saturating.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Writer {
+    /// Opens the database of `config`.
+    pub(crate) async fn open(
+        config: Arc<SqliteConfig>,
+        name: Arc<str>,
+        notifier: Arc<Notifier>,
+    ) -> Result<Self, sqlx::Error> {
+        let connection = schema::open(&config).await?;
+        let now = Instant::now();
+        Ok(Writer {
+            connection,
+            config,
+            name,
+            notifier,
+            topics: HashMap::new(),
+            private_groups: HashSet::new(),
+            publish: publish::Statements::new(),
+            effects: Effects::default(),
+            retention_due: now,
+            touch_due: now,
+        })
+    }
+
+    /// Applies commands until every sender is gone or a `Close` arrives.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let max_commands = self.config.queue_capacity;
+        let max_messages = self.config.max_commit_messages;
+        loop {
+            let first = tokio::select! {
+                biased;
+                command = commands.recv() => command,
+                () = tokio::time::sleep_until(self.retention_due) => {
+                    self.retain().await;
+                    continue;
+                }
+            };
+            let Some(first) = first else { break };
+            let mut batch = Vec::new();
+            let mut messages = first.messages();
+            let mut close = None;
+            match first {
+                Command::Close { reply } => close = Some(reply),
+                command => batch.push(command),
+            }
+            while close.is_none() && batch.len() < max_commands && messages < max_messages {
+                match commands.try_recv() {
+                    Ok(Command::Close { reply }) => close = Some(reply),
+                    Ok(command) => {
+                        messages += command.messages();
+                        batch.push(command);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.commit(batch).await;
+            }
+            if let Some(reply) = close {
+                schema::close(self.connection, self.config.busy_timeout).await;
+                let _ = reply.send(());
+                return;
+            }
+            if Instant::now() >= self.retention_due {
+                self.retain().await;
+            }
+        }
+        schema::close(self.connection, self.config.busy_timeout).await;
+    }
+
+    /// Applies `batch` in one transaction and answers each command; when
+    /// that fails, applies each command in a transaction of its own, so
+    /// one bad command fails alone.
+    async fn commit(&mut self, batch: Vec<Command>) {
+        if batch.len() > 1 {
+            match self.transaction(&batch).await {
+                Ok(outcomes) => {
+                    self.committed();
+                    answer(batch, outcomes);
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, commands = batch.len(), "group commit failed; retrying each command alone");
+                }
+            }
+        }
+        for command in batch {
+            let single = [command];
+            let result = self.transaction(&single).await;
+            let [command] = single;
+            match result {
+                Ok(outcomes) => {
+                    self.committed();
+                    answer(vec![command], outcomes);
+                }
+                Err(error) => fail(command, error),
+            }
+        }
+    }
+
+    /// One transaction over `batch`: every outcome, or the error that
+    /// rolled it back.
+    fn transaction<'a>(
+        &'a mut self,
+        batch: &'a [Command],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, BusError>> {
+        // Boxed with `Send` spelled out: the compiler cannot prove it for
+        // sqlx's borrowed executors through the spawned task otherwise.
+        Box::pin(self.transaction_inner(batch))
+    }
+
+    async fn transaction_inner(&mut self, batch: &[Command]) -> Result<Vec<Outcome>, BusError> {
+        self.effects = Effects::default();
+        let now = now_ms();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.connection)
+            .await
+            .map_err(|e| self.error("starting a write transaction", &e))?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for command in batch {
+            match self.apply(command, now).await {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    self.rollback().await;
+                    return Err(error);
+                }
+            }
+        }
+        if let Err(e) = sqlx::query("COMMIT").execute(&mut self.connection).await {
+            let error = self.error("committing", &e);
+            self.rollback().await;
+            return Err(error);
+        }
+        Ok(outcomes)
+    }
+
+    async fn rollback(&mut self) {
+        self.effects = Effects::default();
+        if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.connection).await {
+            tracing::debug!(%error, "rollback after a failed write (no transaction may be open)");
+        }
+    }
+
+    fn apply<'a>(
+        &'a mut self,
+        command: &'a Command,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Outcome, BusError>> {
+        Box::pin(self.apply_inner(command, now))
+    }
+
+    async fn apply_inner(&mut self, command: &Command, now: i64) -> Result<Outcome, BusError> {
+        match command {
+            Command::Publish { topic, batch, .. } => {
+                Ok(Outcome::Published(self.publish(topic, batch).await?))
+            }
+            Command::Join {
+                topic,
+                group,
+                private,
+                start,
+                ..
+            } => Ok(Outcome::Joined(
+                self.join(topic, group, *private, *start, now).await?,
+            )),
+            Command::Leave { group_id } => {
+                self.leave(*group_id).await?;
+                Ok(Outcome::Done)
+            }
+            Command::Claim {
+                topic_id,
+                group_id,
+                max,
+                ack_deadline,
+                ..
+            } => Ok(Outcome::Claimed(
+                self.claim(*topic_id, *group_id, *max, *ack_deadline, now)
+                    .await?,
+            )),
+            Command::Answer {
+                topic,
+                group_id,
+                seq,
+                attempt,
+                nack,
+                ..
+            } => {
+                self.answer(topic, *group_id, *seq, *attempt, *nack, now)
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Command::Close { .. } => Ok(Outcome::Done),
+        }
+    }
+
+    /// Applies the effects of the committed transaction.
+    fn committed(&mut self) {
+        let effects = std::mem::take(&mut self.effects);
+        self.topics.extend(effects.new_topics);
+        self.private_groups.extend(effects.joined_private);
+        for group in effects.left {
+            self.private_groups.remove(&group);
+        }
+        for topic in effects.wake {
+            self.notifier.wake(&topic);
+        }
+    }
+
+    /// A backend error naming the database and what was being done.
+    fn error(&self, doing: &str, error: &sqlx::Error) -> BusError {
+        BusError::backend(
+            self.name.as_ref(),
+            format!(
+                "{doing} failed: {error}; check that the database file and its directory are writable and the disk has room"
+            ),
+        )
+    }
+
+    /// The id of `topic`, creating it if needed.
+    async fn topic_id(&mut self, topic: &str) -> Result<i64, BusError> {
+        if let Some(id) = self.topics.get(topic) {
+            return Ok(*id);
+        }
+        if let Some((_, id)) = self.effects.new_topics.iter().find(|(t, _)| t == topic) {
+            return Ok(*id);
+        }
+        let doing = || format!("creating topic `{topic}`");
+        sqlx::query("INSERT INTO plexus_topics (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+            .bind(topic)
+            .execute(&mut self.connection)
+            .await
+            .map_err(|e| self.error(&doing(), &e))?;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM plexus_topics WHERE name = ?1")
+            .bind(topic)
+            .fetch_one(&mut self.connection)
+            .await
+            .map_err(|e| self.error(&doing(), &e))?;
+        self.effects.new_topics.push((topic.to_owned(), id));
+        Ok(id)
+    }
+}
+
+/// Sends each command its outcome.
+fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
+    for (command, outcome) in batch.into_iter().zip(outcomes) {
+        match (command, outcome) {
+            (Command::Publish { reply, permit, .. }, Outcome::Published(result)) => {
+                drop(permit);
+                let _ = reply.send(result);
+            }
+            (Command::Join { reply, .. }, Outcome::Joined(joined)) => {
+                let _ = reply.send(Ok(joined));
+            }
+            (Command::Claim { reply, .. }, Outcome::Claimed(claimed)) => {
+                let _ = reply.send(Ok(claimed));
+            }
+            (Command::Answer { reply, .. }, _) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            (Command::Leave { .. } | Command::Close { .. }, _) => {}
+            _ => unreachable!("each command has the outcome of its kind"),
+        }
+    }
+}
+
+/// Sends `command` the error that rolled its transaction back.
+fn fail(command: Command, error: BusError) {
+    match command {
+        Command::Publish { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Join { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Claim { reply, .. } => {
+            let _ = reply.send(Err(error));
+        }
+        Command::Answer { reply, .. } => match reply {
+            Some(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            None => {
+                tracing::warn!(%error, "returning an unanswered delivery failed; it is delivered again at its ack deadline")
+            }
+        },
+        Command::Leave { group_id } => {
+            tracing::warn!(%error, group_id, "removing a private group failed; it expires later");
+        }
+        Command::Close { reply } => {
+            let _ = reply.send(());
+        }
+    }
+}
