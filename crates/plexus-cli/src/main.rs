@@ -1,6 +1,7 @@
 //! `plexus`: run the reference shop, call services, measure.
 
 mod bench;
+mod bus;
 mod call;
 mod demo;
 
@@ -23,6 +24,11 @@ enum Command {
     Demo(demo::Args),
     /// Call a gRPC method, described by the server's reflection, with JSON.
     Call(call::Args),
+    /// Publish one message to a topic of a bus (`memory:`).
+    Pub(bus::PubArgs),
+    /// Print a topic's messages as CloudEvents JSON lines, acknowledging
+    /// each once printed.
+    Sub(bus::SubArgs),
     /// Measure plexus against the raw baseline in the same run.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Call(args) => Ok(call::run(args).await),
+            Command::Pub(args) => bus::publish(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Sub(args) => bus::subscribe(args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });

@@ -31,7 +31,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Parses a duration such as `2s`, `1.5s`, `500ms` or `3` (seconds).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 1e-3)

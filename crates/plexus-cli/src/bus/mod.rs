@@ -1,0 +1,16 @@
+//! `plexus pub` and `plexus sub`: publish to and subscribe on a bus named
+//! by a URL.
+//!
+//! | URL | backend |
+//! |---|---|
+//! | `memory:` | the in-memory bus of this process (useful within one command only) |
+//!
+//! Messages are printed as CloudEvents JSON lines ([`event_json`]).
+
+mod event_json;
+mod open;
+mod publish;
+mod subscribe;
+
+pub use publish::{PubArgs, publish};
+pub use subscribe::{SubArgs, subscribe};
