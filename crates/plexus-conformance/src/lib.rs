@@ -1,0 +1,84 @@
+//! The conformance suite every plexus bus backend runs.
+//!
+//! One public async fn per scenario in [`scenarios`], each taking the
+//! [`Backend`] under test and checking one part of the bus contract
+//! ([`plexus_core::bus`]) on fresh random topics and groups. A scenario
+//! the backend cannot run (it lacks a feature, or its service is
+//! unreachable) prints one line with the reason and returns
+//! [`Outcome::Skipped`]; a failure is a panic that names the backend, the
+//! scenario, what was expected and what happened. Every wait is bounded
+//! ([`Backend::patience`]).
+//!
+//! A backend's `tests/conformance.rs` supplies the backend and gets one
+//! `#[tokio::test]` per scenario from [`conformance_tests!`] (its
+//! dev-dependencies need `tokio` with the `macros` and `rt-multi-thread`
+//! features):
+//!
+//! ```ignore
+//! use plexus_bus::memory::MemoryBus;
+//! use plexus_conformance::Backend;
+//!
+//! async fn backend() -> Backend {
+//!     Backend::one_handle("memory bus", MemoryBus::new())
+//! }
+//!
+//! plexus_conformance::conformance_tests!(backend);
+//! ```
+//!
+//! Stress mode: `PLEXUS_STRESS=N cargo test -p <backend> --test
+//! conformance` runs N copies of each scenario at once ([`run`]).
+
+mod backend;
+mod outcome;
+mod run;
+pub mod scenarios;
+mod support;
+
+pub use backend::Backend;
+pub use outcome::Outcome;
+pub use run::{STRESS_VAR, Scenario, run, stress_copies};
+
+/// Generates one `#[tokio::test]` (multi-threaded runtime) per scenario of
+/// the suite, each running [`run`] with `$setup`, an async fn (or closure
+/// returning a future) that makes the [`Backend`]; it is called once per
+/// copy in stress mode.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::__conformance_tests!(
+            $setup;
+            publish_subscribe,
+            concurrent_subscribe,
+            resend_on_error,
+            no_ack,
+            continue_after_subscribe_close,
+            concurrent_close,
+            continue_after_errors,
+            publish_subscribe_in_order,
+            publisher_close,
+            topic_isolation,
+            consumer_groups,
+            new_subscriber_receives_old_messages,
+            durable_across_restart,
+            bad_input,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($setup:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let _outcome = $crate::run(
+                    ::std::stringify!($scenario),
+                    $setup,
+                    |backend| ::std::boxed::Box::pin($crate::scenarios::$scenario(backend)),
+                )
+                .await;
+            }
+        )*
+    };
+}
