@@ -24,7 +24,7 @@ enum Command {
     Demo(demo::Args),
     /// Call a gRPC method, described by the server's reflection, with JSON.
     Call(call::Args),
-    /// Publish one message to a topic of a bus (`memory:`).
+    /// Publish one message to a topic of a bus (`memory:`, `sqlite://PATH`).
     Pub(bus::PubArgs),
     /// Print a topic's messages as CloudEvents JSON lines, acknowledging
     /// each once printed.

@@ -4,6 +4,7 @@
 //! | URL | backend |
 //! |---|---|
 //! | `memory:` | the in-memory bus of this process (useful within one command only) |
+//! | `sqlite://PATH` | the durable bus in a SQLite file (WAL, `synchronous=FULL`), shared by processes |
 //!
 //! Messages are printed as CloudEvents JSON lines ([`event_json`]).
 

@@ -2,12 +2,19 @@
 
 use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use plexus_bus::memory::MemoryBus;
 use plexus_core::bus::{Publisher, Subscriber};
+use plexus_sqlite::SqliteBus;
 
 /// The URL schemes `plexus pub`/`sub` understand, for error messages.
-pub const SCHEMES: &[(&str, &str)] = &[("memory:", "the in-memory bus of this process")];
+pub const SCHEMES: &[(&str, &str)] = &[
+    ("memory:", "the in-memory bus of this process"),
+    (
+        "sqlite://PATH",
+        "the durable bus in a SQLite file, created if missing",
+    ),
+];
 
 /// A bus's two halves.
 pub(super) struct Bus {
@@ -24,6 +31,15 @@ pub(super) async fn open(url: &str) -> anyhow::Result<Bus> {
                 bail!("`{url}`: the in-memory bus takes no address; write `memory:`");
             }
             let bus = MemoryBus::new();
+            Ok(Bus {
+                publisher: Arc::new(bus.clone()),
+                subscriber: Arc::new(bus),
+            })
+        }
+        "sqlite" => {
+            let bus = SqliteBus::connect(url)
+                .await
+                .with_context(|| format!("opening the SQLite bus `{url}`"))?;
             Ok(Bus {
                 publisher: Arc::new(bus.clone()),
                 subscriber: Arc::new(bus),
