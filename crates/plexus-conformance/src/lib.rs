@@ -14,7 +14,7 @@
 //! dev-dependencies need `tokio` with the `macros` and `rt-multi-thread`
 //! features):
 //!
-//! ```ignore
+//! ```no_run
 //! use plexus_bus::memory::MemoryBus;
 //! use plexus_conformance::Backend;
 //!

@@ -34,8 +34,10 @@ pub fn stress_copies() -> usize {
 
 /// Runs `scenario` against a backend from `setup`, or, in stress mode,
 /// [`stress_copies`] copies at once, each against its own `setup()`
-/// (each copy uses fresh topics anyway). Panics when a copy fails;
-/// returns the first copy's outcome.
+/// (each copy uses fresh topics anyway; copies of a
+/// [one-handle](Backend::one_handle) backend must not share it, since a
+/// scenario that closes its subscriber would close the others' too).
+/// Panics when a copy fails; returns the first copy's outcome.
 pub async fn run<F>(name: &str, setup: impl Fn() -> F, scenario: Scenario) -> Outcome
 where
     F: Future<Output = Backend>,
@@ -45,7 +47,10 @@ where
     let outcomes = join_all(backends.iter().map(scenario)).await;
     if copies > 1 {
         let passed = outcomes.iter().filter(|o| **o == Outcome::Passed).count();
-        println!("{name}: stress: {passed} of {copies} concurrent copies passed, the rest skipped");
+        println!(
+            "{name}: stress: {copies} concurrent copies, {passed} passed, {} skipped",
+            copies - passed
+        );
     }
     outcomes.into_iter().next().expect("at least one copy runs")
 }

@@ -74,8 +74,11 @@ pub async fn consumer_groups(backend: &Backend) -> Outcome {
     let topic = ctx.topic();
     let groups = [ctx.group("billing"), ctx.group("shipping")];
     let mut crew = Crew::new([Tally::default(), Tally::default()]);
+    // Kept open while their subscriptions are read.
+    let mut handles = Vec::new();
     for member in 0..MEMBERS {
         let subscriber = ctx.subscriber().await;
+        handles.push(std::sync::Arc::clone(&subscriber));
         let first = ctx
             .subscribe(&*subscriber, &topic, SubscribeOptions::group(&groups[0]))
             .await;

@@ -47,9 +47,12 @@ pub async fn publish_subscribe_in_order(backend: &Backend) -> Outcome {
         (1, SubscribeOptions::default())
     };
     let mut crew = Crew::new(Seen::default());
+    // Kept open while their subscriptions are read.
+    let mut handles = Vec::new();
     for member in 0..members {
         let subscriber = ctx.subscriber().await;
         let subscription = ctx.subscribe(&*subscriber, &topic, options.clone()).await;
+        handles.push(subscriber);
         let record = crew.record();
         let who = format!("member {member}");
         crew.spawn(consume(subscription, who.clone(), move |delivery| {

@@ -1,0 +1,5 @@
+//! Test backends with deliberate faults.
+
+mod handle;
+
+pub use handle::{Fault, backend};
