@@ -91,3 +91,31 @@ pub(crate) async fn close(connection: SqliteConnection, limit: Duration) {
         tracing::warn!(%error, "closing the SQLite bus connection failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqliteConfig;
+
+    #[tokio::test]
+    async fn the_connection_is_durable_wal_with_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::new(dir.path().join("bus.db"));
+        let mut connection = super::open(&config).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL");
+        let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(busy, 5000);
+        super::close(connection, config.busy_timeout).await;
+    }
+}
