@@ -217,3 +217,43 @@ async fn throughput_of_16_publishers() {
         rates[2], rates[0], rates[4]
     );
 }
+
+/// How fast one member of a group takes and acks messages, with and
+/// without keys. Run with
+/// `cargo test --release -p plexus-sqlite --test durability -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand in release mode"]
+async fn consume_rate() {
+    for keys in [0usize, 10] {
+        let db = TempDb::new();
+        let bus = db.open().await;
+        let mut g = bus
+            .subscribe("t", SubscribeOptions::group("g").max_in_flight(256))
+            .await
+            .unwrap();
+        let total = 5_000;
+        for chunk in 0..total / 500 {
+            let batch = (chunk * 500..(chunk + 1) * 500)
+                .map(|n| {
+                    let key = (keys > 0).then(|| format!("k{}", n % keys.max(1)));
+                    numbered(n, key.as_deref())
+                })
+                .collect();
+            bus.publish("t", batch).await.unwrap();
+        }
+        let started = Instant::now();
+        let mut acks = futures::stream::FuturesUnordered::new();
+        use futures::StreamExt;
+        let mut done = 0;
+        while done < total {
+            tokio::select! {
+                delivery = next_within(&mut g, WAIT) => acks.push(delivery.ack()),
+                Some(result) = acks.next(), if !acks.is_empty() => { result.unwrap(); done += 1; }
+            }
+        }
+        println!(
+            "consume with {keys} keys: {:.0} msg/s",
+            total as f64 / started.elapsed().as_secs_f64()
+        );
+    }
+}
