@@ -11,7 +11,9 @@
 //! - `plexus_pending`: the messages a group has taken and not acknowledged:
 //!   `attempt` (deliveries so far) and `due_ms`, the wall-clock millisecond
 //!   from which it may be delivered (again): 0 when free, the ack deadline
-//!   while out with a member, the end of a nack's delay.
+//!   while out with a member, the end of a nack's delay; `owner`, the bus
+//!   instance a lease is out with (so that closing the bus returns its
+//!   leases at once).
 
 use std::time::Duration;
 
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS plexus_pending (
     key TEXT,
     attempt INTEGER NOT NULL,
     due_ms INTEGER NOT NULL,
+    owner INTEGER,
     PRIMARY KEY (group_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS plexus_pending_key ON plexus_pending (group_id, key, seq)

@@ -17,9 +17,11 @@ const WAIT: Duration = Duration::from_secs(10);
 async fn a_group_continues_after_reopening_where_its_acks_left_it() {
     let db = TempDb::new();
     let bus = db.open().await;
+    // A 30 s ack deadline: closing the bus returns its leases at once, so
+    // the held messages come back well within the 10 s waits below.
     let options = SubscribeOptions::group("g")
         .max_in_flight(100)
-        .ack_deadline(Duration::from_millis(500));
+        .ack_deadline(Duration::from_secs(30));
     let mut g = bus.subscribe("t", options.clone()).await.unwrap();
     bus.publish("t", (0..100).map(|n| numbered(n, None)).collect())
         .await

@@ -37,7 +37,7 @@ const PASS_CHUNK: u64 = 1024;
 /// Leases the first free pending messages of a group whose key has nothing
 /// earlier pending: attempt + 1, due at the ack deadline.
 const LEASE: &str = "
-UPDATE plexus_pending SET attempt = attempt + 1, due_ms = ?3
+UPDATE plexus_pending SET attempt = attempt + 1, due_ms = ?3, owner = ?5
 WHERE group_id = ?1 AND seq IN (
     SELECT p.seq FROM plexus_pending p
     WHERE p.group_id = ?1 AND p.due_ms <= ?2
@@ -96,6 +96,20 @@ impl Writer {
             self.effects.joined_private.push(group_id);
         }
         Ok(Joined { topic_id, group_id })
+    }
+
+    /// Returns every lease of this bus instance at once (the bus is
+    /// closing: its deliveries' answers will be ignored).
+    pub(super) async fn release_leases(&mut self, now: i64) -> Result<(), BusError> {
+        sqlx::query(
+            "UPDATE plexus_pending SET due_ms = ?1, owner = NULL WHERE owner = ?2 AND due_ms > ?1",
+        )
+        .bind(now)
+        .bind(self.instance)
+        .execute(&mut self.connection)
+        .await
+        .map_err(|e| self.error("returning the leases of a closing bus", &e))?;
+        Ok(())
     }
 
     pub(super) async fn leave(&mut self, group_id: i64) -> Result<(), BusError> {
@@ -188,6 +202,7 @@ impl Writer {
             .bind(now)
             .bind(due)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(self.instance)
             .fetch_all(&mut self.connection)
             .await
             .map_err(|e| self.error("leasing messages to a group", &e))?;
@@ -266,7 +281,7 @@ impl Writer {
             }
             Some(delay) => {
                 sqlx::query(
-                    "UPDATE plexus_pending SET due_ms = ?4 WHERE group_id = ?1 AND seq = ?2 AND attempt = ?3",
+                    "UPDATE plexus_pending SET due_ms = ?4, owner = NULL WHERE group_id = ?1 AND seq = ?2 AND attempt = ?3",
                 )
                 .bind(group_id)
                 .bind(seq)

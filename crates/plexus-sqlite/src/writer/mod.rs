@@ -63,8 +63,11 @@ pub(crate) enum Command {
         nack: Option<Duration>,
         reply: Option<oneshot::Sender<Result<(), BusError>>>,
     },
-    /// Finish what was queued before, close the connection, then answer.
+    /// Finish what was queued before, return this instance's leases, close
+    /// the connection, then answer.
     Close { reply: oneshot::Sender<()> },
+    /// Return this instance's leases (inside the closing transaction).
+    ReleaseLeases,
 }
 
 impl Command {
@@ -101,6 +104,8 @@ pub(crate) struct Writer {
     /// The backend's name in errors (names the database file).
     name: Arc<str>,
     notifier: Arc<Notifier>,
+    /// This bus instance's id, marking the leases it hands out.
+    instance: i64,
     /// Topic ids known to be committed.
     topics: HashMap<String, i64>,
     /// Private groups of this process, kept alive in the database.
@@ -117,6 +122,12 @@ pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A random id for this bus instance (the random bits of a UUIDv7).
+fn instance_id() -> i64 {
+    let (_, random) = uuid::Uuid::now_v7().as_u64_pair();
+    i64::from_ne_bytes(random.to_ne_bytes())
 }
 
 /// Milliseconds of `duration`, saturating.
@@ -138,6 +149,7 @@ impl Writer {
             config,
             name,
             notifier,
+            instance: instance_id(),
             topics: HashMap::new(),
             private_groups: HashSet::new(),
             publish: publish::Statements::new(),
@@ -177,6 +189,9 @@ impl Writer {
                     }
                     Err(_) => break,
                 }
+            }
+            if close.is_some() {
+                batch.push(Command::ReleaseLeases);
             }
             if !batch.is_empty() {
                 self.commit(batch).await;
@@ -314,6 +329,10 @@ impl Writer {
                     .await?;
                 Ok(Outcome::Done)
             }
+            Command::ReleaseLeases => {
+                self.release_leases(now).await?;
+                Ok(Outcome::Done)
+            }
             Command::Close { .. } => Ok(Outcome::Done),
         }
     }
@@ -384,7 +403,7 @@ fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
                     let _ = reply.send(Ok(()));
                 }
             }
-            (Command::Leave { .. } | Command::Close { .. }, _) => {}
+            (Command::Leave { .. } | Command::Close { .. } | Command::ReleaseLeases, _) => {}
             _ => unreachable!("each command has the outcome of its kind"),
         }
     }
@@ -415,6 +434,9 @@ fn fail(command: Command, error: BusError) {
         }
         Command::Close { reply } => {
             let _ = reply.send(());
+        }
+        Command::ReleaseLeases => {
+            tracing::warn!(%error, "returning the leases of a closing bus failed; they come back at their ack deadlines");
         }
     }
 }
