@@ -214,6 +214,9 @@ async fn throughput_of_16_publishers() {
         rates.push(publish_concurrently(&bus, 16, 50, 100, 64).await);
     }
     rates.sort_by(f64::total_cmp);
+    // One publisher of one message at a time: one commit (fsync) each.
+    let commits = publish_concurrently(&bus, 1, 200, 1, 64).await;
+    println!("1 publisher x batches of 1, durable: {commits:.0} commits/s");
     println!(
         "16 publishers x batches of 100 x 64 B, durable: median {:.0} msg/s (min {:.0}, max {:.0})",
         rates[2], rates[0], rates[4]

@@ -5,6 +5,7 @@
 //! waiter. Concurrent publishers thus share a commit; a caller learns of
 //! its change only once it is on disk.
 
+mod command;
 mod group;
 mod publish;
 mod retention;
@@ -13,79 +14,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use plexus_core::Message;
-use plexus_core::bus::{BoxFuture, BusError, StartFrom};
+use plexus_core::bus::{BoxFuture, BusError};
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::SqliteConfig;
 use crate::notify::Notifier;
 use crate::schema;
 
+pub(crate) use command::Command;
 pub(crate) use group::{Claimed, Joined};
 
-/// A change for the writer, with where to send its outcome.
-pub(crate) enum Command {
-    /// Append `batch` to `topic`.
-    Publish {
-        topic: String,
-        batch: Vec<Message>,
-        /// The batch's room in the writer's byte budget, freed once done.
-        permit: OwnedSemaphorePermit,
-        reply: oneshot::Sender<Result<(), BusError>>,
-    },
-    /// Create the group if it does not exist; tell its id.
-    Join {
-        topic: String,
-        group: String,
-        private: bool,
-        start: StartFrom,
-        reply: oneshot::Sender<Result<Joined, BusError>>,
-    },
-    /// Remove a private group and what it holds.
-    Leave { group_id: i64 },
-    /// Lease up to `max` deliverable messages of a group.
-    Claim {
-        topic_id: i64,
-        group_id: i64,
-        max: usize,
-        ack_deadline: Duration,
-        reply: oneshot::Sender<Result<Claimed, BusError>>,
-    },
-    /// Ack or nack one delivery.
-    Answer {
-        topic: Arc<str>,
-        group_id: i64,
-        seq: i64,
-        attempt: u32,
-        /// `None`: ack; `Some(delay)`: nack, deliverable again after it.
-        nack: Option<Duration>,
-        reply: Option<oneshot::Sender<Result<(), BusError>>>,
-    },
-    /// Finish what was queued before, return this instance's leases, close
-    /// the connection, then answer.
-    Close { reply: oneshot::Sender<()> },
-    /// Return this instance's leases (inside the closing transaction).
-    ReleaseLeases,
-}
-
-impl Command {
-    fn messages(&self) -> usize {
-        match self {
-            Command::Publish { batch, .. } => batch.len(),
-            _ => 1,
-        }
-    }
-}
-
-/// What one command did inside the transaction, delivered after commit.
-enum Outcome {
-    Published(Result<(), BusError>),
-    Joined(Joined),
-    Claimed(Claimed),
-    Done,
-}
+use command::{Outcome, answer, fail};
 
 /// Changes to the writer's in-memory state and wake-ups, applied only once
 /// the transaction that made them has committed.
@@ -381,62 +322,5 @@ impl Writer {
             .map_err(|e| self.error(&doing(), &e))?;
         self.effects.new_topics.push((topic.to_owned(), id));
         Ok(id)
-    }
-}
-
-/// Sends each command its outcome.
-fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
-    for (command, outcome) in batch.into_iter().zip(outcomes) {
-        match (command, outcome) {
-            (Command::Publish { reply, permit, .. }, Outcome::Published(result)) => {
-                drop(permit);
-                let _ = reply.send(result);
-            }
-            (Command::Join { reply, .. }, Outcome::Joined(joined)) => {
-                let _ = reply.send(Ok(joined));
-            }
-            (Command::Claim { reply, .. }, Outcome::Claimed(claimed)) => {
-                let _ = reply.send(Ok(claimed));
-            }
-            (Command::Answer { reply, .. }, _) => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            (Command::Leave { .. } | Command::Close { .. } | Command::ReleaseLeases, _) => {}
-            _ => unreachable!("each command has the outcome of its kind"),
-        }
-    }
-}
-
-/// Sends `command` the error that rolled its transaction back.
-fn fail(command: Command, error: BusError) {
-    match command {
-        Command::Publish { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Command::Join { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Command::Claim { reply, .. } => {
-            let _ = reply.send(Err(error));
-        }
-        Command::Answer { reply, .. } => match reply {
-            Some(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            None => {
-                tracing::warn!(%error, "returning an unanswered delivery failed; it is delivered again at its ack deadline")
-            }
-        },
-        Command::Leave { group_id } => {
-            tracing::warn!(%error, group_id, "removing a private group failed; it expires later");
-        }
-        Command::Close { reply } => {
-            let _ = reply.send(());
-        }
-        Command::ReleaseLeases => {
-            tracing::warn!(%error, "returning the leases of a closing bus failed; they come back at their ack deadlines");
-        }
     }
 }
