@@ -6,6 +6,7 @@ mod time;
 mod validate;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -34,9 +35,12 @@ pub const SPEC_VERSION: &str = "1.0";
 /// assert_eq!(msg.data_content_type(), Some("application/json"));
 /// # Ok::<(), plexus_core::Error>(())
 /// ```
+///
+/// Cloning a message is cheap (its fields are shared, reference-counted),
+/// so a bus can hand the same message to many deliveries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
-    parts: MessageParts,
+    parts: Arc<MessageParts>,
 }
 
 /// The fields of a [`Message`], for transports that build one from the wire
@@ -74,12 +78,14 @@ impl Message {
     /// Builds a message from its parts, checking every attribute.
     pub fn from_parts(parts: MessageParts) -> Result<Self, Error> {
         validate::parts(&parts)?;
-        Ok(Message { parts })
+        Ok(Message {
+            parts: Arc::new(parts),
+        })
     }
 
     /// Takes the message apart.
     pub fn into_parts(self) -> MessageParts {
-        self.parts
+        Arc::try_unwrap(self.parts).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// CloudEvents `id`.
