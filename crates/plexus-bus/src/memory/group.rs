@@ -42,6 +42,8 @@ pub(super) struct Group {
     /// The next log offset this group has never taken.
     pub(super) cursor: u64,
     unacked: BTreeMap<u64, Unacked>,
+    /// Free to deliver now: ready entries that are the first unacked
+    /// message of their key (or have no key).
     ready: BTreeSet<u64>,
     delayed: BTreeSet<(Instant, u64)>,
     deadlines: BTreeSet<(Instant, u64)>,
@@ -93,9 +95,19 @@ impl Group {
                 state: State::Ready,
             },
         );
-        self.ready.insert(offset);
-        if let Some(key) = key {
-            self.keys.entry(key.to_owned()).or_default().insert(offset);
+        match key {
+            None => {
+                self.ready.insert(offset);
+            }
+            Some(key) => {
+                let offsets = self.keys.entry(key.to_owned()).or_default();
+                offsets.insert(offset);
+                // Behind an earlier unacked message of its key, it waits
+                // out of `ready` until that one is acknowledged.
+                if offsets.len() == 1 {
+                    self.ready.insert(offset);
+                }
+            }
         }
     }
 
@@ -140,17 +152,10 @@ impl Group {
         self.in_flight.get(&member).copied().unwrap_or(0)
     }
 
-    /// The first ready message whose key has nothing earlier unacked, out
-    /// with `member` until `deadline`.
+    /// The first message free to deliver, out with `member` until
+    /// `deadline`.
     pub(super) fn take(&mut self, member: u64, deadline: Instant) -> Option<Lease> {
-        let offset = self.ready.iter().copied().find(|offset| {
-            let entry = &self.unacked[offset];
-            entry
-                .key
-                .as_ref()
-                .is_none_or(|key| self.keys[key].first() == Some(offset))
-        })?;
-        self.ready.remove(&offset);
+        let offset = self.ready.pop_first()?;
         let token = self.next_token;
         self.next_token += 1;
         let entry = self
@@ -200,8 +205,20 @@ impl Group {
             && let Some(offsets) = self.keys.get_mut(&key)
         {
             offsets.remove(&lease.offset);
-            if offsets.is_empty() {
-                self.keys.remove(&key);
+            match offsets.first() {
+                None => {
+                    self.keys.remove(&key);
+                }
+                // The key's next message is free now, if it is ready.
+                Some(&next) => {
+                    if self
+                        .unacked
+                        .get(&next)
+                        .is_some_and(|e| e.state == State::Ready)
+                    {
+                        self.ready.insert(next);
+                    }
+                }
             }
         }
         true

@@ -66,18 +66,38 @@ pub struct MemoryBus {
 #[derive(Debug, Default)]
 struct Inner {
     config: MemoryConfig,
-    topics: Mutex<HashMap<String, Topic>>,
+    topics: Mutex<HashMap<String, SharedTopic>>,
     closed: AtomicBool,
     /// Woken when the bus closes.
     closing: tokio::sync::Notify,
     next_member: AtomicU64,
 }
 
+/// A topic behind its own lock: publishers and members of different
+/// topics never wait for each other.
+type SharedTopic = Arc<Mutex<Topic>>;
+
+/// Locks a topic. Every change under the lock is a few map operations that
+/// leave it consistent, so a panic elsewhere does not spoil it.
+fn lock(topic: &Mutex<Topic>) -> MutexGuard<'_, Topic> {
+    topic.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Inner {
-    fn topics(&self) -> MutexGuard<'_, HashMap<String, Topic>> {
-        // Every change under this lock is a few map operations that leave
-        // it consistent, so a panic elsewhere does not spoil it.
-        self.topics.lock().unwrap_or_else(|e| e.into_inner())
+    /// The topic named `name`, created if new.
+    fn topic(&self, name: &str) -> SharedTopic {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(topic) = topics.get(name) {
+            return Arc::clone(topic);
+        }
+        let topic = Arc::new(Mutex::new(Topic::new()));
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        topic
+    }
+
+    fn all_topics(&self) -> Vec<SharedTopic> {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        topics.values().cloned().collect()
     }
 }
 
@@ -137,11 +157,11 @@ impl MemoryBus {
             });
         }
         let give_up = tokio::time::Instant::now() + self.inner.config.publish_timeout;
+        let shared = self.inner.topic(topic);
         loop {
             self.check_open("publisher")?;
             let changed = {
-                let mut topics = self.inner.topics();
-                let state = topics.entry(topic.to_owned()).or_insert_with(Topic::new);
+                let mut state = lock(&shared);
                 state.truncate();
                 let room = capacity - state.len();
                 if room >= batch.len() || state.groups.is_empty() {
@@ -159,12 +179,10 @@ impl MemoryBus {
             notified.as_mut().enable();
             // Room may have been made between the check and `enable`.
             {
-                let mut topics = self.inner.topics();
-                if let Some(state) = topics.get_mut(topic) {
-                    state.truncate();
-                    if capacity - state.len() >= batch.len() {
-                        continue;
-                    }
+                let mut state = lock(&shared);
+                state.truncate();
+                if capacity - state.len() >= batch.len() {
+                    continue;
                 }
             }
             tokio::select! {
@@ -189,7 +207,7 @@ impl MemoryBus {
         &self,
         topic: &str,
         options: &SubscribeOptions,
-    ) -> Result<(String, bool, u64), BusError> {
+    ) -> Result<(SharedTopic, String, bool, u64), BusError> {
         self.check_open("subscriber")?;
         check_topic(topic)?;
         options.check(NAME, &Publisher::features(self))?;
@@ -198,8 +216,8 @@ impl MemoryBus {
             Some(group) => (group.clone(), false),
             None => (format!("~private-{member}"), true),
         };
-        let mut topics = self.inner.topics();
-        let state = topics.entry(topic.to_owned()).or_insert_with(Topic::new);
+        let shared = self.inner.topic(topic);
+        let mut state = lock(&shared);
         let start = match options.start {
             StartFrom::New => state.end(),
             StartFrom::Earliest => state.base(),
@@ -208,7 +226,8 @@ impl MemoryBus {
             .groups
             .entry(group.clone())
             .or_insert_with(|| Group::new(start));
-        Ok((group, private, member))
+        drop(state);
+        Ok((shared, group, private, member))
     }
 }
 
@@ -278,9 +297,10 @@ impl Subscriber for MemoryBus {
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BusError>> {
         Box::pin(async move {
-            let (group, private, member) = self.join(topic, &options)?;
+            let (shared, group, private, member) = self.join(topic, &options)?;
             Ok(subscription::open(
                 Arc::clone(&self.inner),
+                shared,
                 topic.to_owned(),
                 group,
                 private,
@@ -305,7 +325,7 @@ impl Subscriber for MemoryBus {
 fn close(inner: &Inner) {
     inner.closed.store(true, Ordering::Release);
     inner.closing.notify_waiters();
-    for topic in inner.topics().values() {
-        topic.changed.notify_waiters();
+    for topic in inner.all_topics() {
+        lock(&topic).changed.notify_waiters();
     }
 }

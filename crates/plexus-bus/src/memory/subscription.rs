@@ -1,6 +1,7 @@
 //! A member of a group: the stream of its deliveries, and the acker that
 //! answers one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,80 +12,104 @@ use plexus_core::bus::{Acker, BoxFuture, BusError, Delivery, SubscribeOptions, S
 use tokio::time::Instant;
 
 use super::group::Lease;
-use super::{Inner, NAME};
+use super::{Inner, NAME, SharedTopic, lock};
+
+/// Deliveries a member takes from its group under one lock, at most.
+const TAKE_AT_ONCE: usize = 64;
 
 /// One subscription's place in its group; leaving the group when dropped
 /// if the group is its own.
 struct Member {
     inner: Arc<Inner>,
-    topic: String,
-    group: String,
+    topic: SharedTopic,
+    /// The topic's wake-up (the same for the topic's whole life).
+    changed: Arc<tokio::sync::Notify>,
+    topic_name: Arc<str>,
+    group: Arc<str>,
     private: bool,
     id: u64,
     options: SubscribeOptions,
+    /// Deliveries taken and not yet yielded (out with this member, their
+    /// ack deadline running; dropped with the stream, they go back).
+    taken: VecDeque<Delivery>,
 }
 
 impl Drop for Member {
     fn drop(&mut self) {
+        self.taken.clear();
         if self.private {
-            let mut topics = self.inner.topics();
-            if let Some(topic) = topics.get_mut(&self.topic) {
-                topic.groups.remove(&self.group);
-                topic.truncate();
-                topic.changed.notify_waiters();
-            }
+            let mut topic = lock(&self.topic);
+            topic.groups.remove(&*self.group);
+            topic.truncate();
+            topic.changed.notify_waiters();
         }
     }
 }
 
 pub(super) fn open(
     inner: Arc<Inner>,
-    topic: String,
+    topic: SharedTopic,
+    topic_name: String,
     group: String,
     private: bool,
     id: u64,
     options: SubscribeOptions,
 ) -> Subscription {
+    let changed = Arc::clone(&lock(&topic).changed);
     let member = Member {
         inner,
         topic,
-        group,
+        changed,
+        topic_name: topic_name.into(),
+        group: group.into(),
         private,
         id,
         options,
+        taken: VecDeque::new(),
     };
-    Subscription::new(stream::unfold(member, |member| async move {
-        let delivery = next(&member).await?;
+    Subscription::new(stream::unfold(member, |mut member| async move {
+        let delivery = next(&mut member).await?;
         Some((Ok(delivery), member))
     }))
 }
 
 /// Waits for the member's next delivery; `None` once the bus is closed.
-async fn next(member: &Member) -> Option<Delivery> {
+async fn next(member: &mut Member) -> Option<Delivery> {
     loop {
+        if let Some(delivery) = member.taken.pop_front() {
+            return Some(delivery);
+        }
         if member.inner.closed.load(Ordering::Acquire) {
             return None;
         }
-        let (changed, due) = {
-            let mut topics = member.inner.topics();
-            let topic = topics.get_mut(&member.topic)?;
-            let now = Instant::now();
-            let group = topic.groups.get_mut(&member.group)?;
-            group.release_due(now);
-            if group.in_flight_of(member.id) < member.options.max_in_flight
-                && let Some((lease, message)) =
-                    topic.take(&member.group, member.id, now + member.options.ack_deadline)
-            {
-                return Some(delivery(member, lease, message));
-            }
-            let due = topic.groups.get(&member.group).and_then(|g| g.next_due());
-            (Arc::clone(&topic.changed), due)
-        };
+        // Armed before looking, so a change made after the look wakes us.
+        let changed = Arc::clone(&member.changed);
         let notified = changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if ready_now(member) {
-            continue;
+        let due = {
+            let mut topic = lock(&member.topic);
+            let now = Instant::now();
+            let deadline = now + member.options.ack_deadline;
+            let group = topic.groups.get_mut(&*member.group)?;
+            group.release_due(now);
+            let free = member
+                .options
+                .max_in_flight
+                .saturating_sub(group.in_flight_of(member.id));
+            for _ in 0..free.min(TAKE_AT_ONCE) {
+                let Some((lease, message)) = topic.take(&member.group, member.id, deadline) else {
+                    break;
+                };
+                member.taken.push_back(delivery(member, lease, message));
+            }
+            if !member.taken.is_empty() {
+                continue;
+            }
+            topic.groups.get(&*member.group).and_then(|g| g.next_due())
+        };
+        if member.inner.closed.load(Ordering::Acquire) {
+            return None;
         }
         match due {
             Some(at) => {
@@ -98,45 +123,23 @@ async fn next(member: &Member) -> Option<Delivery> {
     }
 }
 
-/// Whether something changed between the look and the wait: checked with
-/// the wake-up already armed, so no change is missed.
-fn ready_now(member: &Member) -> bool {
-    if member.inner.closed.load(Ordering::Acquire) {
-        return true;
-    }
-    let topics = member.inner.topics();
-    let Some(topic) = topics.get(&member.topic) else {
-        return true;
-    };
-    let Some(group) = topic.groups.get(&member.group) else {
-        return true;
-    };
-    (group.cursor < topic.end() || group.next_due().is_some_and(|at| at <= Instant::now()))
-        && group.in_flight_of(member.id) < member.options.max_in_flight
-}
-
 fn delivery(member: &Member, lease: Lease, message: Message) -> Delivery {
     let acker = MemoryAcker {
         inner: Arc::clone(&member.inner),
-        topic: member.topic.clone(),
-        group: member.group.clone(),
+        topic: Arc::clone(&member.topic),
+        group: Arc::clone(&member.group),
         lease,
         answered: false,
     };
-    Delivery::new(
-        message,
-        member.topic.clone(),
-        lease.attempt,
-        Box::new(acker),
-    )
+    Delivery::new(message, &*member.topic_name, lease.attempt, Box::new(acker))
 }
 
 /// Answers one delivery; a delivery dropped unanswered is put back at
 /// once.
 struct MemoryAcker {
     inner: Arc<Inner>,
-    topic: String,
-    group: String,
+    topic: SharedTopic,
+    group: Arc<str>,
     lease: Lease,
     answered: bool,
 }
@@ -150,11 +153,8 @@ impl MemoryAcker {
                 what: "subscriber",
             });
         }
-        let mut topics = self.inner.topics();
-        let Some(topic) = topics.get_mut(&self.topic) else {
-            return Ok(());
-        };
-        let Some(group) = topic.groups.get_mut(&self.group) else {
+        let mut topic = lock(&self.topic);
+        let Some(group) = topic.groups.get_mut(&*self.group) else {
             return Ok(());
         };
         let now = Instant::now();
