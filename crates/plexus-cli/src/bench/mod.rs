@@ -5,6 +5,7 @@
 //! with hdrhistogram latencies), [`report`] (medians, paired ratios, floors,
 //! the table) and [`output`] (machine description and the JSON file).
 
+mod bus;
 mod http;
 mod load;
 mod output;
@@ -21,12 +22,16 @@ pub enum Command {
     /// HTTP: the REST gateway, direct gRPC, bare axum and plexus's own HTTP
     /// routes on the same call; protobuf against JSON.
     Http(http::Args),
+    /// Bus: publish + consume throughput and latency of a backend against
+    /// its raw baseline.
+    Bus(bus::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Rpc(args) => rpc::run(args).await,
         Command::Http(args) => http::run(args).await,
+        Command::Bus(args) => bus::run(args).await,
     }
 }
 

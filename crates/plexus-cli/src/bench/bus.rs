@@ -1,0 +1,170 @@
+//! `plexus bench bus --backend memory|sqlite`: publish + consume
+//! throughput and end-to-end latency of a plexus bus backend, beside its
+//! raw baseline in the same run.
+//!
+//! One measurement: `publishers` tasks publish `messages` messages of one
+//! payload size in batches of [`BATCH`] to a fresh topic while
+//! [`CONSUMERS`] members of one consumer group receive and acknowledge
+//! them; it ends when the last one is acknowledged. Throughput is messages
+//! over that time; latency runs from a message's `time` (set when its
+//! batch is built, just before `publish`) to its receipt.
+//!
+//! Baselines ([`baseline`]): for SQLite, the same messages inserted raw
+//! with sqlx into one table with the same durability (WAL,
+//! `synchronous=FULL`), one transaction and one multi-row INSERT per batch
+//! of 100 — what an application writing its own rows would do; for the
+//! in-memory bus, the same messages through a bounded tokio channel to
+//! one consumer.
+//!
+//! Floors: SQLite publish+consume ≥ 0.8 × the raw insert baseline and ≥
+//! 50,000 msg/s for 64 B with 16 publishers; memory ≥ 1,000,000 msg/s for
+//! 64 B with 16 publishers.
+
+mod baseline;
+mod measure;
+mod table;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::output::{Machine, write_json};
+use measure::Measured;
+
+/// Messages per `publish` call.
+pub const BATCH: usize = 100;
+/// Members of the consumer group.
+pub const CONSUMERS: usize = 4;
+
+/// The backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// The in-memory bus.
+    Memory,
+    /// The SQLite bus (a temporary database file).
+    Sqlite,
+}
+
+/// Arguments of `plexus bench bus`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The backend to measure.
+    #[arg(long, value_enum)]
+    backend: Backend,
+    /// Messages per measurement (default: memory 200,000, SQLite 50,000;
+    /// a tenth with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1000..=10_000_000))]
+    messages: Option<u64>,
+    /// Rounds; every figure is the median over them (default 3, 1 with
+    /// --quick).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: Option<u32>,
+    /// A fast smoke run: few messages, one round.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the results (default `bench-results/bus-BACKEND.json`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// The whole result of one run.
+#[derive(Debug, Serialize)]
+struct Document {
+    bench: &'static str,
+    backend: Backend,
+    machine: Machine,
+    messages: u64,
+    rounds: u32,
+    batch: usize,
+    consumers: usize,
+    rows: Vec<table::Row>,
+    curve: Vec<table::CurvePoint>,
+    floors: Vec<table::Floor>,
+    all_floors_hold: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let machine = Machine::detect();
+    let default_messages = match args.backend {
+        Backend::Memory => 200_000,
+        Backend::Sqlite => 50_000,
+    };
+    let messages = args.messages.unwrap_or(if args.quick {
+        default_messages / 10
+    } else {
+        default_messages
+    });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    eprintln!(
+        "plexus bench bus --backend {:?}: {} cores, {} build; {messages} messages per measurement, {rounds} round(s)",
+        args.backend, machine.cores, machine.build_profile
+    );
+    let dir = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    for payload in [64usize, 1024] {
+        for publishers in [1usize, 16] {
+            let mut plexus = Vec::new();
+            let mut raw = Vec::new();
+            for round in 0..rounds {
+                let path = dir.path().join(format!("r{round}-{payload}-{publishers}"));
+                // Alternate which goes first.
+                let (a, b) = if round % 2 == 0 {
+                    let a =
+                        measure::plexus(args.backend, &path, payload, publishers, messages).await?;
+                    let b =
+                        baseline::run(args.backend, &path, payload, publishers, messages).await?;
+                    (a, b)
+                } else {
+                    let b =
+                        baseline::run(args.backend, &path, payload, publishers, messages).await?;
+                    let a =
+                        measure::plexus(args.backend, &path, payload, publishers, messages).await?;
+                    (a, b)
+                };
+                plexus.push(a);
+                raw.push(b);
+            }
+            let row = table::Row::new(payload, publishers, &plexus, &raw);
+            eprintln!("  {}", row.progress_line());
+            rows.push(row);
+        }
+    }
+    let mut curve = Vec::new();
+    for publishers in [1usize, 2, 4, 8, 16] {
+        let path = dir.path().join(format!("curve-{publishers}"));
+        let measured: Measured =
+            measure::plexus(args.backend, &path, 64, publishers, messages).await?;
+        curve.push(table::CurvePoint {
+            publishers,
+            throughput: measured.throughput,
+        });
+    }
+    let floors = table::floors(args.backend, &rows);
+    table::print(&rows, &curve, &floors);
+    let document = Document {
+        bench: "bus",
+        backend: args.backend,
+        machine,
+        messages,
+        rounds,
+        batch: BATCH,
+        consumers: CONSUMERS,
+        all_floors_hold: floors.iter().all(|f| f.holds),
+        rows,
+        curve,
+        floors,
+    };
+    let json = args.json.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "bench-results/bus-{}.json",
+            match args.backend {
+                Backend::Memory => "memory",
+                Backend::Sqlite => "sqlite",
+            }
+        ))
+    });
+    write_json(&json, &document)?;
+    println!("results written to {}", json.display());
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! One plexus measurement: publishers and a consumer group on a fresh
+//! topic of the backend.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use plexus_bus::memory::MemoryBus;
+use plexus_core::Message;
+use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
+use plexus_sqlite::SqliteBus;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{BATCH, Backend, CONSUMERS};
+
+/// Deliveries one consumer holds unacknowledged at most.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// The figures of one measurement.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Measured {
+    /// Messages acknowledged per second, from the first publish to the
+    /// last acknowledgement.
+    pub throughput: f64,
+    /// Messages published per second, until the last publish returned.
+    pub publish_throughput: f64,
+    /// Median end-to-end latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile end-to-end latency, µs.
+    pub p99_us: f64,
+}
+
+/// A histogram of microseconds, 1 µs to 10 min.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Microseconds since `time`.
+pub fn since_us(time: SystemTime) -> u64 {
+    SystemTime::now().duration_since(time).map_or(1, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+/// A batch of `n` messages with `payload`-byte payloads, stamped now.
+pub fn batch(n: usize, payload: usize, first: u64) -> Vec<Message> {
+    let now = SystemTime::now();
+    let body = bytes::Bytes::from(vec![b'x'; payload]);
+    (0..n as u64)
+        .map(|i| {
+            Message::builder("plexus.bench.Event", "/plexus/bench")
+                .time(now)
+                .key(format!("k{}", (first + i) % 64))
+                .payload("application/octet-stream", body.clone())
+                .build()
+                .expect("a valid bench message")
+        })
+        .collect()
+}
+
+async fn open(
+    backend: Backend,
+    path: &Path,
+) -> anyhow::Result<(Arc<dyn Publisher>, Arc<dyn Subscriber>)> {
+    Ok(match backend {
+        Backend::Memory => {
+            let bus = MemoryBus::new();
+            (Arc::new(bus.clone()), Arc::new(bus))
+        }
+        Backend::Sqlite => {
+            let file = path.with_extension("plexus.db");
+            let bus = SqliteBus::open(&file)
+                .await
+                .with_context(|| format!("opening the SQLite bus at {}", file.display()))?;
+            (Arc::new(bus.clone()), Arc::new(bus))
+        }
+    })
+}
+
+/// Publishes `messages` from `publishers` tasks while the group consumes
+/// them.
+pub async fn plexus(
+    backend: Backend,
+    path: &Path,
+    payload: usize,
+    publishers: usize,
+    messages: u64,
+) -> anyhow::Result<Measured> {
+    let (publisher, subscriber) = open(backend, path).await?;
+    let topic = "bench";
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let options = SubscribeOptions::group("bench").max_in_flight(MAX_IN_FLIGHT);
+        let mut subscription = subscriber.subscribe(topic, options).await?;
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
+        consumers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let mut acks = FuturesUnordered::new();
+            let finished = done.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            loop {
+                tokio::select! {
+                    () = &mut finished => break,
+                    Some(result) = acks.next(), if !acks.is_empty() => {
+                        let result: Result<(), plexus_core::bus::BusError> = result;
+                        result?;
+                        if acked.fetch_add(1, Ordering::AcqRel) + 1 == messages {
+                            done.notify_waiters();
+                            break;
+                        }
+                    }
+                    next = subscription.next() => {
+                        let Some(delivery) = next else { break };
+                        let delivery = delivery?;
+                        latency.saturating_record(since_us(delivery.message().time()));
+                        acks.push(delivery.ack());
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(latency)
+        }));
+    }
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    let share = messages / publishers as u64;
+    for p in 0..publishers as u64 {
+        let count = if p + 1 == publishers as u64 {
+            messages - share * p
+        } else {
+            share
+        };
+        let publisher = Arc::clone(&publisher);
+        senders.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < count {
+                let n = (count - sent).min(BATCH as u64);
+                publisher
+                    .publish(topic, batch(n as usize, payload, p * count + sent))
+                    .await?;
+                sent += n;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for sender in senders {
+        sender.await.context("a publisher panicked")??;
+    }
+    let published = started.elapsed();
+    let mut latency = histogram();
+    for consumer in consumers {
+        let part = consumer.await.context("a consumer panicked")??;
+        latency.add(&part).expect("histograms with the same bounds");
+    }
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        acked.load(Ordering::Acquire) >= messages,
+        "only {} of {messages} messages were acknowledged",
+        acked.load(Ordering::Acquire)
+    );
+    publisher.close().await?;
+    subscriber.close().await?;
+    Ok(Measured {
+        throughput: messages as f64 / elapsed.as_secs_f64(),
+        publish_throughput: messages as f64 / published.as_secs_f64(),
+        p50_us: latency.value_at_quantile(0.50) as f64,
+        p99_us: latency.value_at_quantile(0.99) as f64,
+    })
+}

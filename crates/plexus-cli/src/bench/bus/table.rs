@@ -1,0 +1,171 @@
+//! Rows, the curve, the floors and the table of `plexus bench bus`.
+
+use serde::Serialize;
+
+use super::Backend;
+use super::measure::Measured;
+use crate::bench::report::{median, print_table};
+
+/// Median figures over rounds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Summary {
+    pub throughput: f64,
+    pub publish_throughput: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+impl Summary {
+    fn new(rounds: &[Measured]) -> Self {
+        Summary {
+            throughput: median(rounds.iter().map(|m| m.throughput)),
+            publish_throughput: median(rounds.iter().map(|m| m.publish_throughput)),
+            p50_us: median(rounds.iter().map(|m| m.p50_us)),
+            p99_us: median(rounds.iter().map(|m| m.p99_us)),
+        }
+    }
+}
+
+/// One payload size and publisher count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub payload_bytes: usize,
+    pub publishers: usize,
+    pub plexus: Summary,
+    pub baseline: Summary,
+    /// plexus publish+consume throughput / baseline throughput.
+    pub ratio: f64,
+    pub plexus_rounds: Vec<Measured>,
+    pub baseline_rounds: Vec<Measured>,
+}
+
+impl Row {
+    pub fn new(payload: usize, publishers: usize, plexus: &[Measured], raw: &[Measured]) -> Self {
+        let (p, b) = (Summary::new(plexus), Summary::new(raw));
+        Row {
+            payload_bytes: payload,
+            publishers,
+            ratio: p.throughput / b.throughput,
+            plexus: p,
+            baseline: b,
+            plexus_rounds: plexus.to_vec(),
+            baseline_rounds: raw.to_vec(),
+        }
+    }
+
+    pub fn progress_line(&self) -> String {
+        format!(
+            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}",
+            self.payload_bytes,
+            self.publishers,
+            self.plexus.throughput,
+            self.baseline.throughput,
+            self.ratio
+        )
+    }
+}
+
+/// Throughput at one publisher count (64 B).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CurvePoint {
+    pub publishers: usize,
+    pub throughput: f64,
+}
+
+/// One floor and whether it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Floor {
+    pub name: String,
+    pub value: f64,
+    pub bound: f64,
+    pub holds: bool,
+}
+
+/// The floors of `backend`, checked on the 64 B, 16-publisher row.
+pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
+    let Some(row) = rows
+        .iter()
+        .find(|r| r.payload_bytes == 64 && r.publishers == 16)
+    else {
+        return Vec::new();
+    };
+    let floor = |name: &str, value: f64, bound: f64| Floor {
+        name: name.to_owned(),
+        value,
+        bound,
+        holds: value >= bound,
+    };
+    match backend {
+        Backend::Memory => vec![floor(
+            "memory publish+consume msg/s (64 B, 16 publishers)",
+            row.plexus.throughput,
+            1_000_000.0,
+        )],
+        Backend::Sqlite => vec![
+            floor(
+                "SQLite publish+consume / raw batched inserts (64 B, 16 publishers)",
+                row.ratio,
+                0.8,
+            ),
+            floor(
+                "SQLite durable publish+consume msg/s (64 B, 16 publishers)",
+                row.plexus.throughput,
+                50_000.0,
+            ),
+        ],
+    }
+}
+
+pub fn print(rows: &[Row], curve: &[CurvePoint], floors: &[Floor]) {
+    println!();
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                format!("{} B", r.payload_bytes),
+                r.publishers.to_string(),
+                format!("{:.0}", r.plexus.throughput),
+                format!("{:.0}", r.plexus.publish_throughput),
+                format!("{:.0}", r.plexus.p50_us),
+                format!("{:.0}", r.plexus.p99_us),
+                format!("{:.0}", r.baseline.throughput),
+                format!("{:.0}", r.baseline.p50_us),
+                format!("{:.0}", r.baseline.p99_us),
+                format!("{:.2}", r.ratio),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "payload",
+            "publishers",
+            "msg/s",
+            "publish msg/s",
+            "p50 µs",
+            "p99 µs",
+            "baseline msg/s",
+            "base p50",
+            "base p99",
+            "ratio",
+        ],
+        &body,
+    );
+    println!();
+    let points: Vec<String> = curve
+        .iter()
+        .map(|p| format!("{} → {:.0}", p.publishers, p.throughput))
+        .collect();
+    println!(
+        "throughput vs publishers (64 B, msg/s): {}",
+        points.join(", ")
+    );
+    for f in floors {
+        println!(
+            "floor: {} = {:.2} (≥ {}): {}",
+            f.name,
+            f.value,
+            f.bound,
+            if f.holds { "holds" } else { "FAILS" }
+        );
+    }
+}
