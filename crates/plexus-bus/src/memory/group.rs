@@ -1,7 +1,11 @@
 //! One consumer group's view of a topic: which messages it has passed,
 //! which are out with a member, waiting for a redelivery or free to go.
+//!
+//! Keys are not stored here: the caller passes each message's key (it
+//! reads it from the topic's log), so passing and acknowledging a message
+//! allocates nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use tokio::time::Instant;
 
@@ -10,13 +14,13 @@ use tokio::time::Instant;
 struct Unacked {
     /// Deliveries so far.
     attempt: u32,
-    key: Option<String>,
     state: State,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Free to deliver (in `ready`).
+    /// Waiting: in `ready` when it is the first unacked message of its
+    /// key, else behind that one.
     Ready,
     /// Waiting for a nack's delay (in `delayed`).
     Delayed(Instant),
@@ -48,8 +52,10 @@ pub(super) struct Group {
     delayed: BTreeSet<(Instant, u64)>,
     deadlines: BTreeSet<(Instant, u64)>,
     /// Unacked offsets per key, in order: only the first may be out.
-    keys: HashMap<String, BTreeSet<u64>>,
+    keys: HashMap<Box<str>, VecDeque<u64>>,
+    /// Deliveries out with each member, and each member's bound.
     in_flight: HashMap<u64, usize>,
+    limits: HashMap<u64, usize>,
     next_token: u64,
 }
 
@@ -63,8 +69,19 @@ impl Group {
             deadlines: BTreeSet::new(),
             keys: HashMap::new(),
             in_flight: HashMap::new(),
+            limits: HashMap::new(),
             next_token: 1,
         }
+    }
+
+    /// Registers a member holding at most `limit` deliveries.
+    pub(super) fn join(&mut self, member: u64, limit: usize) {
+        self.limits.insert(member, limit);
+    }
+
+    /// Forgets a member that left (its deliveries come back on their own).
+    pub(super) fn leave_member(&mut self, member: u64) {
+        self.limits.remove(&member);
     }
 
     /// The lowest offset the group still needs (the log may drop what is
@@ -83,7 +100,7 @@ impl Group {
         self.unacked.len()
     }
 
-    /// Takes the message at `offset` (the cursor) from the log.
+    /// Takes the message at `offset` (the cursor), of `key`, from the log.
     pub(super) fn pass(&mut self, offset: u64, key: Option<&str>) {
         debug_assert_eq!(offset, self.cursor);
         self.cursor += 1;
@@ -91,27 +108,26 @@ impl Group {
             offset,
             Unacked {
                 attempt: 0,
-                key: key.map(str::to_owned),
                 state: State::Ready,
             },
         );
-        match key {
+        let Some(key) = key else {
+            self.ready.insert(offset);
+            return;
+        };
+        match self.keys.get_mut(key) {
+            // Behind an earlier unacked message of its key, it waits out
+            // of `ready` until that one is acknowledged.
+            Some(offsets) => offsets.push_back(offset),
             None => {
+                self.keys.insert(key.into(), VecDeque::from([offset]));
                 self.ready.insert(offset);
-            }
-            Some(key) => {
-                let offsets = self.keys.entry(key.to_owned()).or_default();
-                offsets.insert(offset);
-                // Behind an earlier unacked message of its key, it waits
-                // out of `ready` until that one is acknowledged.
-                if offsets.len() == 1 {
-                    self.ready.insert(offset);
-                }
             }
         }
     }
 
-    /// Moves due delayed messages and expired deliveries back to ready.
+    /// Moves due delayed messages and expired deliveries back to ready
+    /// (they are first of their key: only firsts are delivered).
     pub(super) fn release_due(&mut self, now: Instant) {
         while let Some(&(at, offset)) = self.delayed.first() {
             if at > now {
@@ -189,25 +205,28 @@ impl Group {
         }
     }
 
-    /// Acknowledges `lease`; `false` when it is no longer current (its
-    /// deadline passed or it was answered already).
-    pub(super) fn ack(&mut self, lease: Lease) -> bool {
-        let Some((member, deadline)) = self.current(lease) else {
-            return false;
-        };
+    /// Acknowledges `lease` (a message of `key`). `None` when the lease is
+    /// no longer current (its deadline passed or it was answered already);
+    /// else whether members may now find something to take (the key's
+    /// next message became free, or the member was at its bound).
+    pub(super) fn ack(&mut self, lease: Lease, key: Option<&str>) -> Option<bool> {
+        let (member, deadline) = self.current(lease)?;
         self.deadlines.remove(&(deadline, lease.offset));
+        let at_limit = self
+            .limits
+            .get(&member)
+            .is_some_and(|&limit| self.in_flight_of(member) >= limit);
         Self::leave(&mut self.in_flight, member);
-        let entry = self
-            .unacked
-            .remove(&lease.offset)
-            .expect("current leases are unacked");
-        if let Some(key) = entry.key
-            && let Some(offsets) = self.keys.get_mut(&key)
+        self.unacked.remove(&lease.offset);
+        let mut freed = false;
+        if let Some(key) = key
+            && let Some(offsets) = self.keys.get_mut(key)
         {
-            offsets.remove(&lease.offset);
-            match offsets.first() {
+            debug_assert_eq!(offsets.front(), Some(&lease.offset));
+            offsets.pop_front();
+            match offsets.front() {
                 None => {
-                    self.keys.remove(&key);
+                    self.keys.remove(key);
                 }
                 // The key's next message is free now, if it is ready.
                 Some(&next) => {
@@ -216,12 +235,12 @@ impl Group {
                         .get(&next)
                         .is_some_and(|e| e.state == State::Ready)
                     {
-                        self.ready.insert(next);
+                        freed = self.ready.insert(next);
                     }
                 }
             }
         }
-        true
+        Some(freed || at_limit)
     }
 
     /// Puts `lease` back, free again at `at`; `false` when it is no longer
@@ -270,6 +289,8 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(30);
         let mut group = Group::new(0);
+        group.join(1, 10);
+        group.join(2, 10);
         group.pass(0, Some("a"));
         group.pass(1, Some("a"));
         group.pass(2, Some("b"));
@@ -281,25 +302,45 @@ mod tests {
         assert!(group.nack(first, now, now));
         let again = group.take(2, later).unwrap();
         assert_eq!((again.offset, again.attempt), (0, 2), "redelivered first");
-        assert!(group.ack(again));
+        assert_eq!(
+            group.ack(again, Some("a")),
+            Some(true),
+            "offset 1 is free now"
+        );
         assert_eq!(group.take(2, later).unwrap().offset, 1);
-        assert!(!group.ack(first), "a superseded lease is ignored");
+        assert_eq!(
+            group.ack(first, Some("a")),
+            None,
+            "a superseded lease is ignored"
+        );
     }
 
     #[test]
     fn an_expired_delivery_is_ready_again_and_its_lease_is_void() {
         let now = Instant::now();
         let mut group = Group::new(5);
+        group.join(1, 1);
         group.pass(5, None);
         let lease = group.take(1, now + Duration::from_millis(10)).unwrap();
         assert_eq!(group.in_flight_of(1), 1);
         group.release_due(now + Duration::from_millis(11));
         assert_eq!(group.in_flight_of(1), 0);
-        assert!(!group.ack(lease));
+        assert_eq!(group.ack(lease, None), None);
         let again = group.take(2, now + Duration::from_secs(1)).unwrap();
         assert_eq!((again.offset, again.attempt), (5, 2));
         assert_eq!(group.low_watermark(), 5);
-        assert!(group.ack(again));
+        assert_eq!(group.ack(again, None), Some(false), "nothing new to take");
         assert_eq!(group.low_watermark(), 6);
+    }
+
+    #[test]
+    fn an_ack_by_a_member_at_its_bound_wakes_it() {
+        let now = Instant::now();
+        let mut group = Group::new(0);
+        group.join(1, 1);
+        group.pass(0, None);
+        group.pass(1, None);
+        let lease = group.take(1, now + Duration::from_secs(1)).unwrap();
+        assert_eq!(group.ack(lease, None), Some(true));
     }
 }

@@ -172,7 +172,8 @@ impl MemoryBus {
                     state.changed.notify_waiters();
                     return Ok(());
                 }
-                Arc::clone(&state.changed)
+                state.publishers_waiting += 1;
+                Arc::clone(&state.room)
             };
             let notified = changed.notified();
             tokio::pin!(notified);
@@ -182,12 +183,19 @@ impl MemoryBus {
                 let mut state = lock(&shared);
                 state.truncate();
                 if capacity - state.len() >= batch.len() {
+                    state.publishers_waiting -= 1;
                     continue;
                 }
             }
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep_until(give_up) => {
+            let waited = tokio::select! {
+                () = &mut notified => None,
+                () = tokio::time::sleep_until(give_up) => Some(false),
+                () = self.inner.closing.notified() => Some(true),
+            };
+            lock(&shared).publishers_waiting -= 1;
+            match waited {
+                None => {}
+                Some(false) => {
                     return Err(BusError::Full {
                         topic: topic.to_owned(),
                         reason: format!(
@@ -196,8 +204,11 @@ impl MemoryBus {
                         ),
                     });
                 }
-                () = self.inner.closing.notified() => {
-                    return Err(BusError::Closed { backend: NAME.to_owned(), what: "publisher" });
+                Some(true) => {
+                    return Err(BusError::Closed {
+                        backend: NAME.to_owned(),
+                        what: "publisher",
+                    });
                 }
             }
         }
@@ -225,7 +236,8 @@ impl MemoryBus {
         state
             .groups
             .entry(group.clone())
-            .or_insert_with(|| Group::new(start));
+            .or_insert_with(|| Group::new(start))
+            .join(member, options.max_in_flight);
         drop(state);
         Ok((shared, group, private, member))
     }
@@ -326,6 +338,8 @@ fn close(inner: &Inner) {
     inner.closed.store(true, Ordering::Release);
     inner.closing.notify_waiters();
     for topic in inner.all_topics() {
-        lock(&topic).changed.notify_waiters();
+        let topic = lock(&topic);
+        topic.changed.notify_waiters();
+        topic.room.notify_waiters();
     }
 }

@@ -37,11 +37,14 @@ struct Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.taken.clear();
+        let mut topic = lock(&self.topic);
         if self.private {
-            let mut topic = lock(&self.topic);
             topic.groups.remove(&*self.group);
             topic.truncate();
             topic.changed.notify_waiters();
+            topic.room.notify_waiters();
+        } else if let Some(group) = topic.groups.get_mut(&*self.group) {
+            group.leave_member(self.id);
         }
     }
 }
@@ -154,19 +157,15 @@ impl MemoryAcker {
             });
         }
         let mut topic = lock(&self.topic);
+        if ack {
+            topic.ack(&self.group, self.lease);
+            return Ok(());
+        }
         let Some(group) = topic.groups.get_mut(&*self.group) else {
             return Ok(());
         };
         let now = Instant::now();
-        let changed = if ack {
-            group.ack(self.lease)
-        } else {
-            group.nack(self.lease, now + delay, now)
-        };
-        if changed {
-            if ack {
-                topic.truncate();
-            }
+        if group.nack(self.lease, now + delay, now) {
             topic.changed.notify_waiters();
         }
         Ok(())

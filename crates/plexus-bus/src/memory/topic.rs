@@ -18,8 +18,13 @@ pub(super) struct Topic {
     base: u64,
     log: VecDeque<Message>,
     pub(super) groups: HashMap<String, Group>,
-    /// Woken on every change: a publish, an answer, a group leaving.
+    /// Wakes members: a publish, an answer that frees something, a group
+    /// leaving, the bus closing.
     pub(super) changed: Arc<Notify>,
+    /// Wakes publishers waiting for room.
+    pub(super) room: Arc<Notify>,
+    /// Publishers waiting for room.
+    pub(super) publishers_waiting: usize,
 }
 
 impl Topic {
@@ -29,6 +34,8 @@ impl Topic {
             log: VecDeque::new(),
             groups: HashMap::new(),
             changed: Arc::new(Notify::new()),
+            room: Arc::new(Notify::new()),
+            publishers_waiting: 0,
         }
     }
 
@@ -43,6 +50,31 @@ impl Topic {
 
     pub(super) fn len(&self) -> usize {
         self.log.len()
+    }
+
+    /// Acknowledges `lease` of `group`, drops what every group is done
+    /// with, and wakes whoever may now make progress.
+    pub(super) fn ack(&mut self, group: &str, lease: Lease) {
+        let key = self
+            .log
+            .get((lease.offset.wrapping_sub(self.base)) as usize)
+            .and_then(Message::key);
+        let Some(state) = self.groups.get_mut(group) else {
+            return;
+        };
+        let Some(wake_members) = state.ack(lease, key) else {
+            return;
+        };
+        if wake_members {
+            self.changed.notify_waiters();
+        }
+        if self.publishers_waiting > 0 {
+            let before = self.base;
+            self.truncate();
+            if self.base != before {
+                self.room.notify_waiters();
+            }
+        }
     }
 
     /// Drops what every group is done with.
