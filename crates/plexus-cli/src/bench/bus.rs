@@ -60,6 +60,11 @@ pub struct Args {
     /// --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: Option<u32>,
+    /// Give messages ordering keys, this many distinct ones (0: no keys).
+    /// With per-key order only one message per key is out at a time, so
+    /// few keys bound the consumers' parallelism.
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
     /// A fast smoke run: few messages, one round.
     #[arg(long)]
     quick: bool,
@@ -75,6 +80,7 @@ struct Document {
     backend: Backend,
     machine: Machine,
     messages: u64,
+    keys: u64,
     rounds: u32,
     batch: usize,
     consumers: usize,
@@ -110,16 +116,44 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let path = dir.path().join(format!("r{round}-{payload}-{publishers}"));
                 // Alternate which goes first.
                 let (a, b) = if round % 2 == 0 {
-                    let a =
-                        measure::plexus(args.backend, &path, payload, publishers, messages).await?;
-                    let b =
-                        baseline::run(args.backend, &path, payload, publishers, messages).await?;
+                    let a = measure::plexus(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                    .await?;
+                    let b = baseline::run(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                    .await?;
                     (a, b)
                 } else {
-                    let b =
-                        baseline::run(args.backend, &path, payload, publishers, messages).await?;
-                    let a =
-                        measure::plexus(args.backend, &path, payload, publishers, messages).await?;
+                    let b = baseline::run(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                    .await?;
+                    let a = measure::plexus(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                    .await?;
                     (a, b)
                 };
                 plexus.push(a);
@@ -134,7 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for publishers in [1usize, 2, 4, 8, 16] {
         let path = dir.path().join(format!("curve-{publishers}"));
         let measured: Measured =
-            measure::plexus(args.backend, &path, 64, publishers, messages).await?;
+            measure::plexus(args.backend, &path, 64, publishers, messages, args.keys).await?;
         curve.push(table::CurvePoint {
             publishers,
             throughput: measured.throughput,
@@ -147,6 +181,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         backend: args.backend,
         machine,
         messages,
+        keys: args.keys,
         rounds,
         batch: BATCH,
         consumers: CONSUMERS,

@@ -19,10 +19,11 @@ pub async fn run(
     payload: usize,
     publishers: usize,
     messages: u64,
+    keys: u64,
 ) -> anyhow::Result<Measured> {
     match backend {
-        Backend::Memory => channel(payload, publishers, messages).await,
-        Backend::Sqlite => inserts(path, payload, publishers, messages).await,
+        Backend::Memory => channel(payload, publishers, messages, keys).await,
+        Backend::Sqlite => inserts(path, payload, publishers, messages, keys).await,
     }
 }
 
@@ -40,7 +41,12 @@ fn shares(publishers: usize, messages: u64) -> Vec<u64> {
 }
 
 /// Batches through a bounded tokio channel to one consumer.
-async fn channel(payload: usize, publishers: usize, messages: u64) -> anyhow::Result<Measured> {
+async fn channel(
+    payload: usize,
+    publishers: usize,
+    messages: u64,
+    keys: u64,
+) -> anyhow::Result<Measured> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Message>>(1024);
     let consumer = tokio::spawn(async move {
         let mut latency = histogram();
@@ -61,7 +67,7 @@ async fn channel(payload: usize, publishers: usize, messages: u64) -> anyhow::Re
             let mut sent = 0;
             while sent < count {
                 let n = (count - sent).min(BATCH as u64);
-                tx.send(batch(n as usize, payload, p as u64 * count + sent))
+                tx.send(batch(n as usize, payload, p as u64 * count + sent, keys))
                     .await
                     .map_err(|_| anyhow::anyhow!("the baseline consumer stopped"))?;
                 sent += n;
@@ -95,6 +101,7 @@ async fn inserts(
     payload: usize,
     publishers: usize,
     messages: u64,
+    keys: u64,
 ) -> anyhow::Result<Measured> {
     let file = path.with_extension("raw.db");
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", file.display()))?
@@ -130,7 +137,7 @@ async fn inserts(
             let mut sent = 0;
             while sent < count {
                 let n = (count - sent).min(BATCH as u64) as usize;
-                let messages = batch(n, payload, p as u64 * count + sent);
+                let messages = batch(n, payload, p as u64 * count + sent, keys);
                 let statement = if n == BATCH {
                     sql.clone()
                 } else {

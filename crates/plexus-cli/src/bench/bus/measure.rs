@@ -49,18 +49,20 @@ pub fn since_us(time: SystemTime) -> u64 {
     })
 }
 
-/// A batch of `n` messages with `payload`-byte payloads, stamped now.
-pub fn batch(n: usize, payload: usize, first: u64) -> Vec<Message> {
+/// A batch of `n` messages with `payload`-byte payloads, stamped now;
+/// with `keys` > 0, message `first + i` has key `k{(first + i) % keys}`.
+pub fn batch(n: usize, payload: usize, first: u64, keys: u64) -> Vec<Message> {
     let now = SystemTime::now();
     let body = bytes::Bytes::from(vec![b'x'; payload]);
     (0..n as u64)
         .map(|i| {
-            Message::builder("plexus.bench.Event", "/plexus/bench")
+            let mut builder = Message::builder("plexus.bench.Event", "/plexus/bench")
                 .time(now)
-                .key(format!("k{}", (first + i) % 64))
-                .payload("application/octet-stream", body.clone())
-                .build()
-                .expect("a valid bench message")
+                .payload("application/octet-stream", body.clone());
+            if keys > 0 {
+                builder = builder.key(format!("k{}", (first + i) % keys));
+            }
+            builder.build().expect("a valid bench message")
         })
         .collect()
 }
@@ -92,6 +94,7 @@ pub async fn plexus(
     payload: usize,
     publishers: usize,
     messages: u64,
+    keys: u64,
 ) -> anyhow::Result<Measured> {
     let (publisher, subscriber) = open(backend, path).await?;
     let topic = "bench";
@@ -145,7 +148,7 @@ pub async fn plexus(
             while sent < count {
                 let n = (count - sent).min(BATCH as u64);
                 publisher
-                    .publish(topic, batch(n as usize, payload, p * count + sent))
+                    .publish(topic, batch(n as usize, payload, p * count + sent, keys))
                     .await?;
                 sent += n;
             }
