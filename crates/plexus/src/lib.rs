@@ -7,9 +7,12 @@
 //! |---|---|---|
 //! | `rpc` | yes | `rpc`: gRPC servers and clients with deadlines, cancellation, trace context, TLS/mTLS, authorization, explicit limits, and client resilience (retry, circuit breaker, load balancing) |
 //! | `gateway` | no | `gateway`: a REST/JSON gateway serving `google.api.http`-annotated gRPC methods, with SSE streams and OpenAPI 3 |
+//! | `bus` | no | `bus`: the in-memory bus and the Router (message handlers as tower services, with retry, dead letters, deadline check and per-key lanes) |
+//! | `sqlite` | no | `sqlite`: the durable embedded bus on SQLite |
 //!
 //! The message model ([`Message`], [`Deadline`], [`TraceContext`], [`codec`])
-//! is always available.
+//! and the bus contract ([`pubsub`]: `Publisher`, `Subscriber`, `Delivery`)
+//! are always available.
 //!
 //! ```no_run
 //! # #[cfg(feature = "rpc")]
@@ -31,6 +34,9 @@ pub use plexus_core::{
 };
 pub use plexus_core::{codec, deadline, message, trace};
 
+/// The bus contract: `Publisher`, `Subscriber`, `Delivery`, `Features`.
+pub use plexus_core::bus as pubsub;
+
 /// gRPC servers and clients (feature `rpc`).
 #[cfg(feature = "rpc")]
 pub use plexus_rpc as rpc;
@@ -38,3 +44,11 @@ pub use plexus_rpc as rpc;
 /// The REST/JSON gateway (feature `gateway`).
 #[cfg(feature = "gateway")]
 pub use plexus_gateway as gateway;
+
+/// The in-memory bus and the Router (feature `bus`).
+#[cfg(feature = "bus")]
+pub use plexus_bus as bus;
+
+/// The durable SQLite bus (feature `sqlite`).
+#[cfg(feature = "sqlite")]
+pub use plexus_sqlite as sqlite;
