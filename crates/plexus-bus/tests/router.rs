@@ -400,3 +400,90 @@ async fn duplicate_route_names_are_refused() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_timeout_fails_a_slow_call_and_the_message_comes_again() {
+    let bus = Arc::new(MemoryBus::new());
+    let mut out = bus
+        .subscribe("done", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let handler = handler_fn(|incoming: Incoming| async move {
+        if incoming.attempt == 1 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let done = Message::builder("test.Done", "/router")
+            .payload("text/plain", format!("attempt {}", incoming.attempt))
+            .build()?;
+        Ok::<_, BoxError>(vec![Outgoing::new("done", done)])
+    });
+    let handler = ServiceBuilder::new()
+        .map_err(BoxError::from)
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(50)))
+        .service(handler);
+    bus.publish("in", vec![message("k", 0)]).await.unwrap();
+    let router = Router::new(bus.clone(), bus.clone())
+        .nack_delay(Duration::from_millis(5))
+        .route(
+            "r",
+            "in",
+            SubscribeOptions::group("g").from_earliest(),
+            handler,
+        );
+    let (stop, task) = start(router);
+    let done = take(&mut out, 1).await;
+    assert_eq!(
+        text(&done[0]),
+        "attempt 2",
+        "the timed-out first attempt was retried"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_concurrency_limit_bounds_calls_in_progress() {
+    let bus = Arc::new(MemoryBus::new());
+    let mut out = bus
+        .subscribe("done", SubscribeOptions::default())
+        .await
+        .unwrap();
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+    let handler = handler_fn(move |incoming: Incoming| {
+        let (running, most) = (Arc::clone(&r), Arc::clone(&m));
+        async move {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok::<_, BoxError>(vec![Outgoing::new("done", incoming.message)])
+        }
+    });
+    let handler = ServiceBuilder::new().concurrency_limit(2).service(handler);
+    let batch: Vec<Message> = (0..30)
+        .map(|n| {
+            Message::builder("test.Event", "/router")
+                .payload("text/plain", format!("m{n}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    bus.publish("in", batch).await.unwrap();
+    let router = Router::new(bus.clone(), bus.clone()).route(
+        "r",
+        "in",
+        SubscribeOptions::group("g")
+            .from_earliest()
+            .max_in_flight(16),
+        handler,
+    );
+    let (stop, task) = start(router);
+    take(&mut out, 30).await;
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 2, "{most} calls ran at once under a limit of 2");
+    assert_eq!(most, 2, "the limit allowed parallel calls");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
