@@ -44,6 +44,10 @@ pub struct SqliteConfig {
     /// most (messages held back behind an earlier one of their key count
     /// too).
     pub group_window: u64,
+    /// Bytes of lately published messages the writer keeps in memory, so
+    /// that it hands them to subscriptions without reading them back from
+    /// the database (0: always read them back).
+    pub cache_bytes: usize,
     /// How often an idle subscription looks for messages written by
     /// another process (writes from this process wake it at once).
     pub poll_interval: Duration,
@@ -69,6 +73,7 @@ impl SqliteConfig {
             retention_interval: Duration::from_secs(1),
             retention_batch: 5_000,
             group_window: 10_000,
+            cache_bytes: 16 * 1024 * 1024,
             poll_interval: Duration::from_millis(500),
             private_group_expiry: Duration::from_secs(300),
         }

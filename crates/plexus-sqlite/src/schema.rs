@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS plexus_pending (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS plexus_pending_key ON plexus_pending (group_id, key, seq)
     WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS plexus_pending_due ON plexus_pending (group_id, due_ms);
 ";
 
 /// Opens (creating if missing) the database of `config` with the bus's

@@ -216,6 +216,7 @@ impl Member {
                 group_id: self.group_id,
                 seq,
                 attempt,
+                keyed: message.key().is_some(),
                 slot,
                 slots: Arc::clone(&self.slots),
                 answered: false,
@@ -263,6 +264,7 @@ struct SqliteAcker {
     group_id: i64,
     seq: i64,
     attempt: u32,
+    keyed: bool,
     slot: Arc<Slot>,
     slots: Arc<Slots>,
     answered: bool,
@@ -282,6 +284,7 @@ impl SqliteAcker {
             group_id: self.group_id,
             seq: self.seq,
             attempt: self.attempt,
+            keyed: self.keyed,
             nack,
             reply: Some(reply),
         };
@@ -314,6 +317,7 @@ impl Drop for SqliteAcker {
                 group_id: self.group_id,
                 seq: self.seq,
                 attempt: self.attempt,
+                keyed: self.keyed,
                 nack: Some(Duration::ZERO),
                 reply: None,
             });

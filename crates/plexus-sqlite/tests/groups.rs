@@ -266,3 +266,47 @@ async fn a_full_topic_refuses_a_batch_until_its_groups_catch_up() {
         "the refused batch left nothing behind"
     );
 }
+
+#[tokio::test]
+async fn concurrent_batches_are_accepted_only_while_they_fit() {
+    let db = TempDb::new();
+    let mut config = db.config();
+    config.topic_capacity = 10;
+    let bus = db.open_with(config).await;
+    let mut g = bus
+        .subscribe("t", SubscribeOptions::group("g").max_in_flight(100))
+        .await
+        .unwrap();
+    // Five batches of 3 at once (the writer commits them together or
+    // not): three fit in 10, two are refused whole.
+    let results = futures::future::join_all((0..5).map(|b| {
+        let bus = bus.clone();
+        async move {
+            bus.publish("t", (0..3).map(|i| numbered(b * 3 + i, None)).collect())
+                .await
+        }
+    }))
+    .await;
+    let accepted: HashSet<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_ok())
+        .flat_map(|(b, _)| (0..3).map(move |i| b * 3 + i))
+        .collect();
+    assert_eq!(accepted.len(), 9, "{results:?}");
+    for result in results.iter().filter(|r| r.is_err()) {
+        let error = result.as_ref().unwrap_err().to_string();
+        assert!(error.contains("topic_capacity"), "{error}");
+    }
+    let mut delivered = HashSet::new();
+    for _ in 0..9 {
+        let delivery = next_within(&mut g, WAIT).await;
+        delivered.insert(number(delivery.message()));
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(
+        delivered, accepted,
+        "exactly the accepted batches are stored"
+    );
+    nothing_within(&mut g, Duration::from_millis(200)).await;
+}

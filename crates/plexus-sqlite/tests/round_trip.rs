@@ -14,8 +14,23 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn every_attribute_round_trips_exactly() {
+    round_trip(None).await;
+}
+
+/// The same with the writer's cache off: every delivery is read back from
+/// the database.
+#[tokio::test]
+async fn every_attribute_round_trips_exactly_through_the_database() {
+    round_trip(Some(0)).await;
+}
+
+async fn round_trip(cache_bytes: Option<usize>) {
     let db = TempDb::new();
-    let bus = db.open().await;
+    let mut config = db.config();
+    if let Some(bytes) = cache_bytes {
+        config.cache_bytes = bytes;
+    }
+    let bus = db.open_with(config).await;
     let mut subscription = bus
         .subscribe("attrs", SubscribeOptions::group("g"))
         .await
@@ -69,20 +84,27 @@ async fn every_attribute_round_trips_exactly() {
 
 #[tokio::test]
 async fn a_batch_keeps_its_order_across_insert_chunks() {
+    // Read back from the database, not from the writer's cache.
     let db = TempDb::new();
-    let bus = db.open().await;
+    let mut config = db.config();
+    config.cache_bytes = 0;
+    let bus = db.open_with(config).await;
     let mut subscription = bus
-        .subscribe("order", SubscribeOptions::group("g").max_in_flight(1000))
+        .subscribe("order", SubscribeOptions::group("g").max_in_flight(4095))
         .await
         .unwrap();
-    // 341 = 256 + 64 + 16 + 4 + 1: every statement size is used.
-    let batch: Vec<_> = (0..341).map(|n| numbered(n, None)).collect();
+    // 4095 = 2048 + 1024 + ... + 2 + 1: every statement size is used.
+    let batch: Vec<_> = (0..4095).map(|n| numbered(n, None)).collect();
     bus.publish("order", batch).await.unwrap();
-    for n in 0..341 {
+    let mut deliveries = Vec::new();
+    for n in 0..4095 {
         let delivery = next_within(&mut subscription, WAIT).await;
         assert_eq!(common::number(delivery.message()), n);
-        delivery.ack().await.unwrap();
+        deliveries.push(delivery);
     }
+    futures::future::try_join_all(deliveries.into_iter().map(|d| d.ack()))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,12 +1,12 @@
 //! Consumer groups: joining and leaving, leasing deliverable messages
 //! (claims), acks and nacks.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use plexus_core::Message;
 use plexus_core::bus::{BusError, StartFrom};
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 use super::{Writer, millis};
 use crate::row::{COLUMNS, decode};
@@ -30,16 +30,30 @@ pub(crate) struct Claimed {
     pub(crate) gone: bool,
 }
 
-/// Messages taken from the topic into a group's pending set per claim at
-/// most (the window bounds the set itself).
-const PASS_CHUNK: u64 = 1024;
+impl Claimed {
+    /// Splits one claim for several claimers, each wanting so many (in
+    /// order: the first take the first messages); each learns when
+    /// something falls due and whether the group is gone.
+    pub(super) fn share(self, wants: &[usize]) -> Vec<Claimed> {
+        let mut leased = self.leased.into_iter();
+        wants
+            .iter()
+            .map(|&want| Claimed {
+                leased: leased.by_ref().take(want).collect(),
+                next_due_ms: self.next_due_ms,
+                gone: self.gone,
+            })
+            .collect()
+    }
+}
 
-/// Leases the first free pending messages of a group whose key has nothing
-/// earlier pending: attempt + 1, due at the ack deadline.
+/// Leases the first free pending messages of a group (due, and whose
+/// key has nothing earlier pending): attempt + 1, due at the ack deadline.
+/// The due index finds the free ones without reading the leased ones.
 const LEASE: &str = "
 UPDATE plexus_pending SET attempt = attempt + 1, due_ms = ?3, owner = ?5
 WHERE group_id = ?1 AND seq IN (
-    SELECT p.seq FROM plexus_pending p
+    SELECT p.seq FROM plexus_pending p INDEXED BY plexus_pending_due
     WHERE p.group_id = ?1 AND p.due_ms <= ?2
       AND (p.key IS NULL OR NOT EXISTS (
           SELECT 1 FROM plexus_pending q
@@ -48,14 +62,25 @@ WHERE group_id = ?1 AND seq IN (
     LIMIT ?4)
 RETURNING seq, attempt";
 
-/// Takes the next messages of the topic past the group's cursor into its
-/// pending set.
-const PASS: &str = "
-INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms)
-SELECT ?1, seq, key, 0, 0 FROM plexus_messages
-WHERE topic_id = ?2 AND seq > (SELECT cursor FROM plexus_groups WHERE id = ?1)
+/// Takes the next messages of the topic past the group's cursor (at most
+/// ?3, and no more than the group's window ?6 has room for) into its
+/// pending set, leasing each at once (attempt 1, due ?4, owner ?5) unless
+/// its key has an earlier message pending in the group or taken before it
+/// in this statement — that one waits, free, for its turn.
+const TAKE: &str = "
+INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
+SELECT ?1, seq, key, leased, CASE WHEN leased THEN ?4 ELSE 0 END, CASE WHEN leased THEN ?5 END
+FROM (
+    SELECT seq, key,
+           key IS NULL OR (row_number() OVER (PARTITION BY key ORDER BY seq) = 1
+               AND NOT EXISTS (SELECT 1 FROM plexus_pending q WHERE q.group_id = ?1 AND q.key = m.key))
+               AS leased
+    FROM (SELECT seq, key FROM plexus_messages
+          WHERE topic_id = ?2 AND seq > (SELECT cursor FROM plexus_groups WHERE id = ?1)
+          ORDER BY seq
+          LIMIT max(0, min(?3, ?6 - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)))) m)
 ORDER BY seq
-LIMIT ?3";
+RETURNING seq, attempt";
 
 impl Writer {
     pub(super) async fn join(
@@ -132,6 +157,10 @@ impl Writer {
         Ok(())
     }
 
+    /// Leases up to `max` deliverable messages of a group: free pending
+    /// ones first (redeliveries, nacked ones, keys whose turn came), then
+    /// new ones from the topic. Messages come from the writer's cache,
+    /// the rest from the database.
     pub(super) async fn claim(
         &mut self,
         topic_id: i64,
@@ -142,9 +171,20 @@ impl Writer {
     ) -> Result<Claimed, BusError> {
         let due = now.saturating_add(millis(ack_deadline));
         let mut leased = self.lease(group_id, now, due, max).await?;
-        if leased.len() < max && self.pass(topic_id, group_id).await? > 0 {
-            let more = self.lease(group_id, now, due, max - leased.len()).await?;
-            leased.extend(more);
+        if leased.len() < max {
+            let taken = self
+                .take(topic_id, group_id, due, max - leased.len())
+                .await?;
+            if let Some(cursor) = taken.iter().map(|(seq, _)| *seq).max() {
+                sqlx::query("UPDATE plexus_groups SET cursor = ?2 WHERE id = ?1 AND cursor < ?2")
+                    .bind(group_id)
+                    .bind(cursor)
+                    .execute(&mut self.connection)
+                    .await
+                    .map_err(|e| self.error("taking messages into a group", &e))?;
+            }
+            // Taken but waiting for an earlier message of their key.
+            leased.extend(taken.into_iter().filter(|(_, attempt)| *attempt > 0));
         }
         leased.sort_unstable();
         let mut claimed = Claimed::default();
@@ -161,10 +201,28 @@ impl Writer {
             claimed.next_due_ms = row.try_get(0).ok().flatten();
             claimed.gone = !row.try_get::<bool, _>(1).unwrap_or(true);
         }
-        if leased.is_empty() {
-            return Ok(claimed);
+        claimed.leased = self.messages(leased).await?;
+        Ok(claimed)
+    }
+
+    /// The messages of `leased` (`(seq, attempt)` in seq order), from the
+    /// cache or the database.
+    async fn messages(
+        &mut self,
+        leased: Vec<(i64, u32)>,
+    ) -> Result<Vec<(i64, u32, Message)>, BusError> {
+        let mut found = Vec::with_capacity(leased.len());
+        let mut missing = Vec::new();
+        for (seq, attempt) in leased {
+            match self.cache.get(seq) {
+                Some(message) => found.push((seq, attempt, message.clone())),
+                None => missing.push((seq, attempt)),
+            }
         }
-        let seqs = serde_json::to_string(&leased.iter().map(|l| l.0).collect::<Vec<_>>())
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let seqs = serde_json::to_string(&missing.iter().map(|l| l.0).collect::<Vec<_>>())
             .expect("a list of integers serializes");
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM plexus_messages WHERE seq IN (SELECT value FROM json_each(?1)) ORDER BY seq"
@@ -173,7 +231,7 @@ impl Writer {
         .fetch_all(&mut self.connection)
         .await
         .map_err(|e| self.error("reading leased messages", &e))?;
-        let mut attempts = leased.into_iter().peekable();
+        let mut attempts = missing.into_iter().peekable();
         for row in rows {
             let (seq, message) = decode(&row).map_err(|reason| {
                 BusError::backend(
@@ -183,13 +241,14 @@ impl Writer {
             })?;
             while attempts.next_if(|(s, _)| *s < seq).is_some() {}
             if let Some((_, attempt)) = attempts.next_if(|(s, _)| *s == seq) {
-                claimed.leased.push((seq, attempt, message));
+                found.push((seq, attempt, message));
             }
         }
-        Ok(claimed)
+        found.sort_unstable_by_key(|(seq, _, _)| *seq);
+        Ok(found)
     }
 
-    /// Leases up to `max` free pending messages: `(seq, attempt)`.
+    /// Runs [`LEASE`]: the `(seq, attempt)` of the rows it leased.
     async fn lease(
         &mut self,
         group_id: i64,
@@ -206,6 +265,32 @@ impl Writer {
             .fetch_all(&mut self.connection)
             .await
             .map_err(|e| self.error("leasing messages to a group", &e))?;
+        self.leased_rows(&rows)
+    }
+
+    /// Runs [`TAKE`]: the `(seq, attempt)` of the rows it took (attempt 0
+    /// for those waiting for their key's turn).
+    async fn take(
+        &mut self,
+        topic_id: i64,
+        group_id: i64,
+        due: i64,
+        max: usize,
+    ) -> Result<Vec<(i64, u32)>, BusError> {
+        let rows = sqlx::query(TAKE)
+            .bind(group_id)
+            .bind(topic_id)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(due)
+            .bind(self.instance)
+            .bind(i64::try_from(self.config.group_window).unwrap_or(i64::MAX))
+            .fetch_all(&mut self.connection)
+            .await
+            .map_err(|e| self.error("taking messages into a group", &e))?;
+        self.leased_rows(&rows)
+    }
+
+    fn leased_rows(&self, rows: &[SqliteRow]) -> Result<Vec<(i64, u32)>, BusError> {
         rows.iter()
             .map(|row| {
                 let seq: i64 = row.try_get(0)?;
@@ -214,89 +299,5 @@ impl Writer {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(|e| self.error("leasing messages to a group", &e))
-    }
-
-    /// Moves the next messages past the group's cursor into its pending
-    /// set, within the window; how many.
-    async fn pass(&mut self, topic_id: i64, group_id: i64) -> Result<u64, BusError> {
-        let doing = "taking messages into a group";
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM plexus_pending WHERE group_id = ?1")
-                .bind(group_id)
-                .fetch_one(&mut self.connection)
-                .await
-                .map_err(|e| self.error(doing, &e))?;
-        let room = self
-            .config
-            .group_window
-            .saturating_sub(u64::try_from(pending).unwrap_or(0))
-            .min(PASS_CHUNK);
-        if room == 0 {
-            return Ok(0);
-        }
-        let passed = sqlx::query(PASS)
-            .bind(group_id)
-            .bind(topic_id)
-            .bind(i64::try_from(room).unwrap_or(i64::MAX))
-            .execute(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?
-            .rows_affected();
-        if passed > 0 {
-            sqlx::query(
-                "UPDATE plexus_groups SET cursor = (SELECT max(seq) FROM plexus_pending WHERE group_id = ?1) WHERE id = ?1",
-            )
-            .bind(group_id)
-            .execute(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?;
-        }
-        Ok(passed)
-    }
-
-    /// Acks (`nack` = `None`) or nacks a delivery; a stale one (redelivered
-    /// since, or its group gone) is ignored.
-    pub(super) async fn answer(
-        &mut self,
-        topic: &Arc<str>,
-        group_id: i64,
-        seq: i64,
-        attempt: u32,
-        nack: Option<Duration>,
-        now: i64,
-    ) -> Result<(), BusError> {
-        let wake = match nack {
-            None => {
-                let row = sqlx::query(
-                    "DELETE FROM plexus_pending WHERE group_id = ?1 AND seq = ?2 AND attempt = ?3 RETURNING key IS NOT NULL",
-                )
-                .bind(group_id)
-                .bind(seq)
-                .bind(i64::from(attempt))
-                .fetch_optional(&mut self.connection)
-                .await
-                .map_err(|e| self.error(&format!("acknowledging a message of topic `{topic}`"), &e))?;
-                // Acking a keyed message frees the next one of its key.
-                row.is_some_and(|row| row.try_get::<bool, _>(0).unwrap_or(true))
-            }
-            Some(delay) => {
-                sqlx::query(
-                    "UPDATE plexus_pending SET due_ms = ?4, owner = NULL WHERE group_id = ?1 AND seq = ?2 AND attempt = ?3",
-                )
-                .bind(group_id)
-                .bind(seq)
-                .bind(i64::from(attempt))
-                .bind(now.saturating_add(millis(delay)))
-                .execute(&mut self.connection)
-                .await
-                .map_err(|e| self.error(&format!("returning a message of topic `{topic}`"), &e))?
-                .rows_affected()
-                    > 0
-            }
-        };
-        if wake {
-            self.effects.wake.insert(Arc::clone(topic));
-        }
-        Ok(())
     }
 }

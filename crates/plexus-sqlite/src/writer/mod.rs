@@ -5,6 +5,9 @@
 //! waiter. Concurrent publishers thus share a commit; a caller learns of
 //! its change only once it is on disk.
 
+mod answer;
+mod apply;
+mod cache;
 mod command;
 mod group;
 mod publish;
@@ -52,6 +55,8 @@ pub(crate) struct Writer {
     /// Private groups of this process, kept alive in the database.
     private_groups: HashSet<i64>,
     publish: publish::Statements,
+    /// Messages appended lately, handed to claims without reading them.
+    cache: cache::Cache,
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
@@ -87,6 +92,7 @@ impl Writer {
         let now = Instant::now();
         Ok(Writer {
             connection,
+            cache: cache::Cache::new(config.cache_bytes),
             config,
             name,
             notifier,
@@ -197,89 +203,33 @@ impl Writer {
             .execute(&mut self.connection)
             .await
             .map_err(|e| self.error("starting a write transaction", &e))?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for command in batch {
-            match self.apply(command, now).await {
-                Ok(outcome) => outcomes.push(outcome),
-                Err(error) => {
+        match self.apply(batch, now).await {
+            Ok(outcomes) => {
+                if let Err(e) = sqlx::query("COMMIT").execute(&mut self.connection).await {
+                    let error = self.error("committing", &e);
                     self.rollback().await;
                     return Err(error);
                 }
+                Ok(outcomes)
+            }
+            Err(error) => {
+                self.rollback().await;
+                Err(error)
             }
         }
-        if let Err(e) = sqlx::query("COMMIT").execute(&mut self.connection).await {
-            let error = self.error("committing", &e);
-            self.rollback().await;
-            return Err(error);
-        }
-        Ok(outcomes)
     }
 
     async fn rollback(&mut self) {
         self.effects = Effects::default();
+        self.cache.rollback();
         if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.connection).await {
             tracing::debug!(%error, "rollback after a failed write (no transaction may be open)");
         }
     }
 
-    fn apply<'a>(
-        &'a mut self,
-        command: &'a Command,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Outcome, BusError>> {
-        Box::pin(self.apply_inner(command, now))
-    }
-
-    async fn apply_inner(&mut self, command: &Command, now: i64) -> Result<Outcome, BusError> {
-        match command {
-            Command::Publish { topic, batch, .. } => {
-                Ok(Outcome::Published(self.publish(topic, batch).await?))
-            }
-            Command::Join {
-                topic,
-                group,
-                private,
-                start,
-                ..
-            } => Ok(Outcome::Joined(
-                self.join(topic, group, *private, *start, now).await?,
-            )),
-            Command::Leave { group_id } => {
-                self.leave(*group_id).await?;
-                Ok(Outcome::Done)
-            }
-            Command::Claim {
-                topic_id,
-                group_id,
-                max,
-                ack_deadline,
-                ..
-            } => Ok(Outcome::Claimed(
-                self.claim(*topic_id, *group_id, *max, *ack_deadline, now)
-                    .await?,
-            )),
-            Command::Answer {
-                topic,
-                group_id,
-                seq,
-                attempt,
-                nack,
-                ..
-            } => {
-                self.answer(topic, *group_id, *seq, *attempt, *nack, now)
-                    .await?;
-                Ok(Outcome::Done)
-            }
-            Command::ReleaseLeases => {
-                self.release_leases(now).await?;
-                Ok(Outcome::Done)
-            }
-            Command::Close { .. } => Ok(Outcome::Done),
-        }
-    }
-
     /// Applies the effects of the committed transaction.
     fn committed(&mut self) {
+        self.cache.commit();
         let effects = std::mem::take(&mut self.effects);
         self.topics.extend(effects.new_topics);
         self.private_groups.extend(effects.joined_private);

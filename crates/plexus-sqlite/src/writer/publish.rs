@@ -1,5 +1,7 @@
-//! Appending a batch: multi-row INSERTs of fixed sizes (each a cached
-//! prepared statement), after the topic's capacity check.
+//! Appending batches: every publish to one topic in a commit is written
+//! together, after one capacity check, as a few multi-row INSERTs of fixed
+//! sizes (each a cached prepared statement). The appended messages go to
+//! the writer's cache, so claims hand them out without reading them back.
 
 use plexus_core::Message;
 use plexus_core::bus::BusError;
@@ -7,9 +9,10 @@ use plexus_core::bus::BusError;
 use super::Writer;
 use crate::row::{headers_column, time_columns};
 
-/// Rows per INSERT statement, largest first: a batch is written as a few
-/// statements of these sizes (SQLite binds at most 32,766 parameters).
-const CHUNKS: [usize; 5] = [256, 64, 16, 4, 1];
+/// Rows per INSERT statement, largest first: a batch is written as at
+/// most one statement of each size (SQLite binds at most 32,766
+/// parameters: 2,978 rows of 11).
+const CHUNKS: [usize; 12] = [2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1];
 
 /// Columns bound per message.
 const COLUMNS_PER_ROW: usize = 11;
@@ -37,41 +40,60 @@ impl Statements {
 }
 
 impl Writer {
-    /// Appends `batch` to `topic`. The outer error aborts the transaction;
-    /// the inner one refuses this batch only (the topic is full).
+    /// Appends `batches` (the publishes of one commit to `topic`, in
+    /// order). The outer error aborts the transaction; an inner one
+    /// refuses that batch only (the topic is full).
     pub(super) async fn publish(
         &mut self,
         topic: &str,
-        batch: &[Message],
-    ) -> Result<Result<(), BusError>, BusError> {
+        batches: &[&[Message]],
+    ) -> Result<Vec<Result<(), BusError>>, BusError> {
         let topic_id = self.topic_id(topic).await?;
         let doing = || format!("publishing to topic `{topic}`");
-        let count = batch.len() as i64;
+        let total: i64 = batches.iter().map(|b| b.len() as i64).sum();
         let retained: i64 = sqlx::query_scalar(
             "UPDATE plexus_topics SET retained = retained + ?1 WHERE id = ?2 RETURNING retained",
         )
-        .bind(count)
+        .bind(total)
         .bind(topic_id)
         .fetch_one(&mut self.connection)
         .await
         .map_err(|e| self.error(&doing(), &e))?;
         let capacity = i64::try_from(self.config.topic_capacity).unwrap_or(i64::MAX);
+        let mut results: Vec<Result<(), BusError>> = batches.iter().map(|_| Ok(())).collect();
         if retained > capacity && self.has_groups(topic_id).await? {
+            // Accept the batches in order while they fit; refuse the rest.
+            let mut held = retained - total;
+            let mut refused = 0i64;
+            for (batch, result) in batches.iter().zip(&mut results) {
+                let count = batch.len() as i64;
+                if held + count <= capacity {
+                    held += count;
+                    continue;
+                }
+                refused += count;
+                *result = Err(BusError::Full {
+                    topic: topic.to_owned(),
+                    reason: format!(
+                        "it retains {} messages not yet acknowledged by every group, and {count} more would pass its capacity of {capacity} (SqliteConfig::topic_capacity)",
+                        held
+                    ),
+                });
+            }
             sqlx::query("UPDATE plexus_topics SET retained = retained - ?1 WHERE id = ?2")
-                .bind(count)
+                .bind(refused)
                 .bind(topic_id)
                 .execute(&mut self.connection)
                 .await
                 .map_err(|e| self.error(&doing(), &e))?;
-            return Ok(Err(BusError::Full {
-                topic: topic.to_owned(),
-                reason: format!(
-                    "it retains {} messages not yet acknowledged by every group, and {count} more would pass its capacity of {capacity} (SqliteConfig::topic_capacity)",
-                    retained - count
-                ),
-            }));
         }
-        let mut rest = batch;
+        let accepted: Vec<&Message> = batches
+            .iter()
+            .zip(&results)
+            .filter(|(_, result)| result.is_ok())
+            .flat_map(|(batch, _)| batch.iter())
+            .collect();
+        let mut rest = accepted.as_slice();
         while !rest.is_empty() {
             let (rows, sql) = self
                 .publish
@@ -96,14 +118,20 @@ impl Writer {
                     .bind(headers_column(message))
                     .bind(message.payload().as_ref());
             }
-            query
+            let done = query
                 .execute(&mut self.connection)
                 .await
                 .map_err(|e| self.error(&doing(), &e))?;
+            // One statement holding the write lock gives its rows
+            // consecutive seqs (AUTOINCREMENT): the last is reported.
+            let first = done.last_insert_rowid() - (chunk.len() as i64 - 1);
+            self.cache.extend(first, chunk.iter().copied());
             rest = tail;
         }
-        self.effects.wake.insert(topic.into());
-        Ok(Ok(()))
+        if !accepted.is_empty() {
+            self.effects.wake.insert(topic.into());
+        }
+        Ok(results)
     }
 
     async fn has_groups(&mut self, topic_id: i64) -> Result<bool, BusError> {

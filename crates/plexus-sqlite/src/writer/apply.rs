@@ -1,0 +1,129 @@
+//! One commit's commands, applied kind by kind.
+
+use std::time::Duration;
+
+use plexus_core::Message;
+use plexus_core::bus::BusError;
+
+use super::Writer;
+use super::answer::Answer;
+use super::command::{Command, Outcome};
+
+impl Writer {
+    /// Applies `batch` inside the open transaction, kind by kind so that a
+    /// commit costs a few statements however many commands it carries:
+    /// joins and leaves; the publishes of each topic together; every ack
+    /// and nack together; the claims of each group together (after the
+    /// publishes and answers, so they see both); returning the leases of
+    /// a closing bus last. The outcomes are in `batch`'s order.
+    pub(super) async fn apply(
+        &mut self,
+        batch: &[Command],
+        now: i64,
+    ) -> Result<Vec<Outcome>, BusError> {
+        let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
+        let mut publishes: Vec<(&str, Vec<usize>)> = Vec::new();
+        let mut answers = Vec::new();
+        let mut claims: Vec<((i64, i64, Duration), Vec<usize>)> = Vec::new();
+        let mut release = false;
+        for (index, command) in batch.iter().enumerate() {
+            match command {
+                Command::Publish { topic, .. } => {
+                    match publishes.iter_mut().find(|(t, _)| *t == topic.as_str()) {
+                        Some((_, indexes)) => indexes.push(index),
+                        None => publishes.push((topic.as_str(), vec![index])),
+                    }
+                }
+                Command::Join {
+                    topic,
+                    group,
+                    private,
+                    start,
+                    ..
+                } => {
+                    let joined = self.join(topic, group, *private, *start, now).await?;
+                    outcomes[index] = Some(Outcome::Joined(joined));
+                }
+                Command::Leave { group_id } => {
+                    self.leave(*group_id).await?;
+                    outcomes[index] = Some(Outcome::Done);
+                }
+                Command::Claim {
+                    topic_id,
+                    group_id,
+                    ack_deadline,
+                    ..
+                } => {
+                    let key = (*group_id, *topic_id, *ack_deadline);
+                    match claims.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, indexes)) => indexes.push(index),
+                        None => claims.push((key, vec![index])),
+                    }
+                }
+                Command::Answer {
+                    topic,
+                    group_id,
+                    seq,
+                    attempt,
+                    keyed,
+                    nack,
+                    ..
+                } => {
+                    answers.push(Answer {
+                        topic,
+                        group_id: *group_id,
+                        seq: *seq,
+                        attempt: *attempt,
+                        keyed: *keyed,
+                        nack: *nack,
+                    });
+                    outcomes[index] = Some(Outcome::Done);
+                }
+                Command::ReleaseLeases => {
+                    release = true;
+                    outcomes[index] = Some(Outcome::Done);
+                }
+                Command::Close { .. } => outcomes[index] = Some(Outcome::Done),
+            }
+        }
+        for (topic, indexes) in publishes {
+            let batches: Vec<&[Message]> = indexes
+                .iter()
+                .map(|&i| match &batch[i] {
+                    Command::Publish { batch, .. } => batch.as_slice(),
+                    _ => unreachable!("indexes of publishes"),
+                })
+                .collect();
+            let results = self.publish(topic, &batches).await?;
+            for (index, result) in indexes.into_iter().zip(results) {
+                outcomes[index] = Some(Outcome::Published(result));
+            }
+        }
+        if !answers.is_empty() {
+            self.answer(&answers, now).await?;
+        }
+        for ((group_id, topic_id, ack_deadline), indexes) in claims {
+            let wants: Vec<usize> = indexes
+                .iter()
+                .map(|&i| match &batch[i] {
+                    Command::Claim { max, .. } => *max,
+                    _ => unreachable!("indexes of claims"),
+                })
+                .collect();
+            let total = wants.iter().sum();
+            let claimed = self
+                .claim(topic_id, group_id, total, ack_deadline, now)
+                .await?;
+            for (index, share) in indexes.into_iter().zip(claimed.share(&wants)) {
+                outcomes[index] = Some(Outcome::Claimed(share));
+            }
+        }
+        if release {
+            self.release_leases(now).await?;
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every command has an outcome"))
+            .collect())
+    }
+}
