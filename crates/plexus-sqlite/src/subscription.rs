@@ -288,9 +288,17 @@ impl SqliteAcker {
             nack,
             reply: Some(reply),
         };
-        let result = shared.call("subscriber", command, answer).await;
+        // The slot is free once the answer is queued: the member may claim
+        // its next delivery in the same commit as this answer (answers are
+        // applied before claims).
+        let sent = shared.commands.send(command).await;
         self.slot.free(&self.slots);
-        result
+        if sent.is_err() {
+            return Err(shared.closed_error("subscriber"));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(shared.closed_error("subscriber")))
     }
 }
 

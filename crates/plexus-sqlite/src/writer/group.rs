@@ -62,25 +62,32 @@ WHERE group_id = ?1 AND seq IN (
     LIMIT ?4)
 RETURNING seq, attempt";
 
-/// Takes the next messages of the topic past the group's cursor (at most
-/// ?3, and no more than the group's window ?6 has room for) into its
-/// pending set, leasing each at once (attempt 1, due ?4, owner ?5) unless
-/// its key has an earlier message pending in the group or taken before it
-/// in this statement — that one waits, free, for its turn.
-const TAKE: &str = "
-INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
-SELECT ?1, seq, key, leased, CASE WHEN leased THEN ?4 ELSE 0 END, CASE WHEN leased THEN ?5 END
+/// Picks the next messages of the topic past the group's cursor (at most
+/// ?3, and no more than the group's window ?4 has room for), as one JSON
+/// array of seqs: positive for those to lease at once, negative for those
+/// whose key has an earlier message pending in the group or picked before
+/// them — they wait, free, for their turn. One row however many are
+/// picked (rows are costly to return one by one).
+const PICK: &str = "
+SELECT json_group_array(CASE WHEN leased THEN seq ELSE -seq END)
 FROM (
-    SELECT seq, key,
+    SELECT seq,
            key IS NULL OR (row_number() OVER (PARTITION BY key ORDER BY seq) = 1
                AND NOT EXISTS (SELECT 1 FROM plexus_pending q WHERE q.group_id = ?1 AND q.key = m.key))
                AS leased
     FROM (SELECT seq, key FROM plexus_messages
           WHERE topic_id = ?2 AND seq > (SELECT cursor FROM plexus_groups WHERE id = ?1)
           ORDER BY seq
-          LIMIT max(0, min(?3, ?6 - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)))) m)
-ORDER BY seq
-RETURNING seq, attempt";
+          LIMIT max(0, min(?3, ?4 - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)))) m
+    ORDER BY seq)";
+
+/// Takes the picked messages (?2, as [`PICK`] gave them) into the group's
+/// pending set: the positive ones leased (attempt 1, due ?3, owner ?4).
+const TAKE: &str = "
+INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
+SELECT ?1, m.seq, m.key, j.value > 0, CASE WHEN j.value > 0 THEN ?3 ELSE 0 END,
+       CASE WHEN j.value > 0 THEN ?4 END
+FROM json_each(?2) AS j JOIN plexus_messages m ON m.seq = abs(j.value)";
 
 impl Writer {
     pub(super) async fn join(
@@ -175,16 +182,7 @@ impl Writer {
             let taken = self
                 .take(topic_id, group_id, due, max - leased.len())
                 .await?;
-            if let Some(cursor) = taken.iter().map(|(seq, _)| *seq).max() {
-                sqlx::query("UPDATE plexus_groups SET cursor = ?2 WHERE id = ?1 AND cursor < ?2")
-                    .bind(group_id)
-                    .bind(cursor)
-                    .execute(&mut self.connection)
-                    .await
-                    .map_err(|e| self.error("taking messages into a group", &e))?;
-            }
-            // Taken but waiting for an earlier message of their key.
-            leased.extend(taken.into_iter().filter(|(_, attempt)| *attempt > 0));
+            leased.extend(taken);
         }
         leased.sort_unstable();
         let mut claimed = Claimed::default();
@@ -268,8 +266,8 @@ impl Writer {
         self.leased_rows(&rows)
     }
 
-    /// Runs [`TAKE`]: the `(seq, attempt)` of the rows it took (attempt 0
-    /// for those waiting for their key's turn).
+    /// Takes the next messages of the topic into the group ([`PICK`],
+    /// [`TAKE`], then the cursor): the `(seq, attempt)` of those leased.
     async fn take(
         &mut self,
         topic_id: i64,
@@ -277,17 +275,43 @@ impl Writer {
         due: i64,
         max: usize,
     ) -> Result<Vec<(i64, u32)>, BusError> {
-        let rows = sqlx::query(TAKE)
+        let doing = "taking messages into a group";
+        let picked: String = sqlx::query_scalar(PICK)
             .bind(group_id)
             .bind(topic_id)
             .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .bind(i64::try_from(self.config.group_window).unwrap_or(i64::MAX))
+            .fetch_one(&mut self.connection)
+            .await
+            .map_err(|e| self.error(doing, &e))?;
+        let seqs: Vec<i64> = serde_json::from_str(&picked).map_err(|e| {
+            BusError::backend(
+                self.name.as_ref(),
+                format!("{doing} failed: the picked seqs `{picked:.80}` are not a JSON list of integers: {e}"),
+            )
+        })?;
+        let Some(cursor) = seqs.iter().map(|s| s.abs()).max() else {
+            return Ok(Vec::new());
+        };
+        sqlx::query(TAKE)
+            .bind(group_id)
+            .bind(&picked)
             .bind(due)
             .bind(self.instance)
-            .bind(i64::try_from(self.config.group_window).unwrap_or(i64::MAX))
-            .fetch_all(&mut self.connection)
+            .execute(&mut self.connection)
             .await
-            .map_err(|e| self.error("taking messages into a group", &e))?;
-        self.leased_rows(&rows)
+            .map_err(|e| self.error(doing, &e))?;
+        sqlx::query("UPDATE plexus_groups SET cursor = ?2 WHERE id = ?1 AND cursor < ?2")
+            .bind(group_id)
+            .bind(cursor)
+            .execute(&mut self.connection)
+            .await
+            .map_err(|e| self.error(doing, &e))?;
+        Ok(seqs
+            .into_iter()
+            .filter(|seq| *seq > 0)
+            .map(|seq| (seq, 1))
+            .collect())
     }
 
     fn leased_rows(&self, rows: &[SqliteRow]) -> Result<Vec<(i64, u32)>, BusError> {
