@@ -216,3 +216,52 @@ async fn many_keys_stay_in_order_under_random_nacks() {
         }
     }
 }
+
+#[tokio::test]
+async fn acks_of_many_groups_at_once_remove_their_current_leases_only() {
+    let db = TempDb::new();
+    let bus = db.open().await;
+    // Six groups answer together (more than one ack statement per group
+    // is worth): five ack everything; the sixth (one delivery at a time)
+    // acks a delivery whose deadline passed and which went out again
+    // (attempt 2): stale, ignored.
+    let deadline = Duration::from_millis(300);
+    let mut groups = Vec::new();
+    for g in 0..6 {
+        let options = SubscribeOptions::group(format!("g{g}"))
+            .ack_deadline(deadline)
+            .max_in_flight(if g == 5 { 1 } else { 10 });
+        groups.push(bus.subscribe("t", options).await.unwrap());
+    }
+    bus.publish("t", (0..10).map(|n| numbered(n, None)).collect())
+        .await
+        .unwrap();
+    let mut answers = Vec::new();
+    for subscription in &mut groups[..5] {
+        for _ in 0..10 {
+            answers.push(next_within(subscription, WAIT).await);
+        }
+    }
+    let stale = next_within(&mut groups[5], WAIT).await;
+    assert_eq!((number(stale.message()), stale.attempt()), (0, 1));
+    let again = next_within(&mut groups[5], WAIT).await;
+    assert_eq!((number(again.message()), again.attempt()), (0, 2));
+    answers.push(stale);
+    futures::future::try_join_all(answers.into_iter().map(|d| d.ack()))
+        .await
+        .unwrap();
+    // Only the sixth group's redelivered message is still out.
+    let pending = common::scalar(&db.path, "SELECT count(*) FROM plexus_pending").await;
+    assert_eq!(pending, 1);
+    again.ack().await.unwrap();
+    for n in 1..10 {
+        let delivery = next_within(&mut groups[5], WAIT).await;
+        assert_eq!((number(delivery.message()), delivery.attempt()), (n, 1));
+        delivery.ack().await.unwrap();
+    }
+    let pending = common::scalar(&db.path, "SELECT count(*) FROM plexus_pending").await;
+    assert_eq!(pending, 0);
+    for subscription in &mut groups {
+        nothing_within(subscription, Duration::from_millis(100)).await;
+    }
+}

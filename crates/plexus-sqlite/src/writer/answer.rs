@@ -2,7 +2,7 @@
 //! (the answers travel as a JSON array of rows), so a commit costs the
 //! same few statements however many deliveries it answers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,17 @@ DELETE FROM plexus_pending
 WHERE (group_id, seq, attempt) IN (
     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1))";
 
+/// Deletes the acknowledged deliveries of one group and attempt (?1, ?2)
+/// whose seqs are in the JSON list ?3 — the usual case, cheaper to read
+/// than rows of three.
+const ACK_ONE: &str = "
+DELETE FROM plexus_pending
+WHERE group_id = ?1 AND attempt = ?2 AND seq IN (SELECT value FROM json_each(?3))";
+
+/// Distinct (group, attempt) pairs of one commit's acks written with
+/// [`ACK_ONE`] each at most; more go together through [`ACK`].
+const ACK_ONE_STATEMENTS: usize = 4;
+
 /// Returns the nacked deliveries that are still current, deliverable
 /// again from their due time.
 const NACK: &str = "
@@ -41,57 +52,92 @@ WHERE plexus_pending.group_id = j.value ->> 0
   AND plexus_pending.attempt = j.value ->> 2";
 
 impl Writer {
-    /// Applies `answers`: one statement for the acks, one for the nacks.
+    /// Applies `answers`: a statement for the acks of each group (one for
+    /// all of them when many groups answer), one for the nacks.
     pub(super) async fn answer(
         &mut self,
         answers: &[Answer<'_>],
         now: i64,
     ) -> Result<(), BusError> {
-        let mut acks = String::from("[");
+        let mut acks: BTreeMap<(i64, u32), String> = BTreeMap::new();
         let mut nacks = String::from("[");
         for answer in answers {
-            let (list, due) = match answer.nack {
-                None => (&mut acks, None),
-                Some(delay) => (&mut nacks, Some(now.saturating_add(millis(delay)))),
-            };
-            if list.len() > 1 {
-                list.push(',');
-            }
-            let _ = write!(
-                list,
-                "[{},{},{}",
-                answer.group_id, answer.seq, answer.attempt
-            );
-            if let Some(due) = due {
-                let _ = write!(list, ",{due}");
-            }
-            list.push(']');
             // Acking a keyed message frees the next one of its key; a nack
             // makes its message deliverable again.
             if answer.keyed || answer.nack.is_some() {
                 self.effects.wake.insert(Arc::clone(answer.topic));
             }
-        }
-        for (sql, list, doing) in [
-            (ACK, acks, "acknowledging"),
-            (NACK, nacks, "returning (nack)"),
-        ] {
-            if list.len() == 1 {
+            let Some(delay) = answer.nack else {
+                let list = acks.entry((answer.group_id, answer.attempt)).or_default();
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                let _ = write!(list, "{}", answer.seq);
                 continue;
+            };
+            if nacks.len() > 1 {
+                nacks.push(',');
             }
-            let list = list + "]";
-            sqlx::query(sql)
-                .bind(list)
+            let due = now.saturating_add(millis(delay));
+            let _ = write!(
+                nacks,
+                "[{},{},{},{due}]",
+                answer.group_id, answer.seq, answer.attempt
+            );
+        }
+        if acks.len() <= ACK_ONE_STATEMENTS {
+            for ((group_id, attempt), seqs) in &acks {
+                sqlx::query(ACK_ONE)
+                    .bind(group_id)
+                    .bind(i64::from(*attempt))
+                    .bind(format!("[{seqs}]"))
+                    .execute(&mut self.connection)
+                    .await
+                    .map_err(|e| {
+                        self.error(
+                            &format!("acknowledging deliveries of {}", topics(answers)),
+                            &e,
+                        )
+                    })?;
+            }
+        } else {
+            let mut rows = String::from("[");
+            for ((group_id, attempt), seqs) in &acks {
+                for seq in seqs.split(',') {
+                    if rows.len() > 1 {
+                        rows.push(',');
+                    }
+                    let _ = write!(rows, "[{group_id},{seq},{attempt}]");
+                }
+            }
+            rows.push(']');
+            sqlx::query(ACK)
+                .bind(rows)
                 .execute(&mut self.connection)
                 .await
                 .map_err(|e| {
-                    self.error(&format!("{doing} deliveries of {}", topics(answers)), &e)
+                    self.error(
+                        &format!("acknowledging deliveries of {}", topics(answers)),
+                        &e,
+                    )
+                })?;
+        }
+        if nacks.len() > 1 {
+            nacks.push(']');
+            sqlx::query(NACK)
+                .bind(nacks)
+                .execute(&mut self.connection)
+                .await
+                .map_err(|e| {
+                    self.error(
+                        &format!("returning (nack) deliveries of {}", topics(answers)),
+                        &e,
+                    )
                 })?;
         }
         Ok(())
     }
 }
-
 /// The topics of `answers`, for an error.
 fn topics(answers: &[Answer<'_>]) -> String {
     let names: BTreeSet<&str> = answers.iter().map(|a| a.topic.as_ref()).collect();
