@@ -9,7 +9,11 @@
 //!   acks, nacks and claims queue for it (a bounded queue, bounded in
 //!   bytes too); it applies everything queued in one transaction and one
 //!   fsync, then answers every waiter. Concurrent publishers share the
-//!   cost of a commit. Batches are written with multi-row INSERTs.
+//!   cost of a commit. A commit costs a few statements however many
+//!   commands it carries: the publishes of a topic go together as
+//!   multi-row INSERTs, every ack of a group is one DELETE, the claims of
+//!   a group are one lease. Lately published messages are handed to
+//!   claims from memory ([`SqliteConfig::cache_bytes`]), not read back.
 //! - **Consumer groups** keep their cursor and their unacknowledged
 //!   messages in the database: leases with ack deadlines (an expired one
 //!   is delivered again with `attempt + 1`), nacks with a delay, and

@@ -13,7 +13,8 @@
 //!   from which it may be delivered (again): 0 when free, the ack deadline
 //!   while out with a member, the end of a nack's delay; `owner`, the bus
 //!   instance a lease is out with (so that closing the bus returns its
-//!   leases at once).
+//!   leases at once). Indexed by `due_ms` too, so a claim finds the free
+//!   ones without reading the leased ones.
 
 use std::time::Duration;
 
