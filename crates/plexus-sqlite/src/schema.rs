@@ -11,7 +11,8 @@
 //! - `plexus_pending`: the messages a group has taken and not acknowledged:
 //!   `attempt` (deliveries so far) and `due_ms`, the wall-clock millisecond
 //!   from which it may be delivered (again): 0 when free, the ack deadline
-//!   while out with a member, the end of a nack's delay; `owner`, the bus
+//!   while out with a member, the end of a nack's delay, `i64::MAX` while
+//!   it waits for an earlier message of its key (whose ack frees it); `owner`, the bus
 //!   instance a lease is out with (so that closing the bus returns its
 //!   leases at once). Indexed by `due_ms` too, so a claim finds the free
 //!   ones without reading the leased ones.

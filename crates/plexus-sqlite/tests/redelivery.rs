@@ -265,3 +265,30 @@ async fn acks_of_many_groups_at_once_remove_their_current_leases_only() {
         nothing_within(subscription, Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_late_ack_of_a_keyed_message_does_not_free_the_next_of_its_key() {
+    let db = TempDb::new();
+    let bus = db.open().await;
+    let deadline = Duration::from_millis(300);
+    let mut subscription = bus
+        .subscribe("t", SubscribeOptions::group("g").ack_deadline(deadline))
+        .await
+        .unwrap();
+    bus.publish("t", vec![numbered(0, Some("k")), numbered(1, Some("k"))])
+        .await
+        .unwrap();
+    let first = next_within(&mut subscription, WAIT).await;
+    assert_eq!((number(first.message()), first.attempt()), (0, 1));
+    // Past its deadline k0 goes out again, still ahead of k1.
+    let again = next_within(&mut subscription, WAIT).await;
+    assert_eq!((number(again.message()), again.attempt()), (0, 2));
+    first.ack().await.unwrap(); // stale: k0 is still out, k1 keeps waiting
+    nothing_within(&mut subscription, Duration::from_millis(150)).await;
+    again.ack().await.unwrap();
+    let next = next_within(&mut subscription, WAIT).await;
+    assert_eq!((number(next.message()), next.attempt()), (1, 1));
+    next.ack().await.unwrap();
+    let pending = common::scalar(&db.path, "SELECT count(*) FROM plexus_pending").await;
+    assert_eq!(pending, 0);
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use plexus_core::bus::BusError;
 
+use super::group::WAITING;
 use super::{Writer, millis};
 
 /// One delivery's answer.
@@ -17,8 +18,8 @@ pub(super) struct Answer<'a> {
     pub(super) group_id: i64,
     pub(super) seq: i64,
     pub(super) attempt: u32,
-    /// The message has a key (acking it may free the next of its key).
-    pub(super) keyed: bool,
+    /// The message's key (acking it frees the next of its key).
+    pub(super) key: Option<&'a str>,
     /// `None`: ack; `Some(delay)`: nack, deliverable again after it.
     pub(super) nack: Option<Duration>,
 }
@@ -42,6 +43,17 @@ WHERE group_id = ?1 AND attempt = ?2 AND seq IN (SELECT value FROM json_each(?3)
 /// [`ACK_ONE`] each at most; more go together through [`ACK`].
 const ACK_ONE_STATEMENTS: usize = 4;
 
+/// Frees the next message of each acknowledged key (?1, JSON rows of
+/// group and key) that was waiting for its turn ([`WAITING`]). After a
+/// stale ack the key's first pending message is the one still out, not a
+/// waiting one: nothing changes.
+const TURN: &str = "
+UPDATE plexus_pending SET due_ms = 0
+WHERE due_ms = ?2 AND (group_id, seq) IN (
+    SELECT j.value ->> 0, (SELECT min(q.seq) FROM plexus_pending q
+                           WHERE q.group_id = j.value ->> 0 AND q.key = j.value ->> 1)
+    FROM json_each(?1) AS j)";
+
 /// Returns the nacked deliveries that are still current, deliverable
 /// again from their due time.
 const NACK: &str = "
@@ -61,13 +73,17 @@ impl Writer {
     ) -> Result<(), BusError> {
         let mut acks: BTreeMap<(i64, u32), String> = BTreeMap::new();
         let mut nacks = String::from("[");
+        let mut turns: Vec<(i64, &str)> = Vec::new();
         for answer in answers {
             // Acking a keyed message frees the next one of its key; a nack
             // makes its message deliverable again.
-            if answer.keyed || answer.nack.is_some() {
+            if answer.key.is_some() || answer.nack.is_some() {
                 self.effects.wake.insert(Arc::clone(answer.topic));
             }
             let Some(delay) = answer.nack else {
+                if let Some(key) = answer.key {
+                    turns.push((answer.group_id, key));
+                }
                 let list = acks.entry((answer.group_id, answer.attempt)).or_default();
                 if !list.is_empty() {
                     list.push(',');
@@ -118,6 +134,24 @@ impl Writer {
                 .map_err(|e| {
                     self.error(
                         &format!("acknowledging deliveries of {}", topics(answers)),
+                        &e,
+                    )
+                })?;
+        }
+        if !turns.is_empty() {
+            let turns =
+                serde_json::to_string(&turns).expect("pairs of a number and a string serialize");
+            sqlx::query(TURN)
+                .bind(turns)
+                .bind(WAITING)
+                .execute(&mut self.connection)
+                .await
+                .map_err(|e| {
+                    self.error(
+                        &format!(
+                            "freeing the next message of acknowledged keys of {}",
+                            topics(answers)
+                        ),
                         &e,
                     )
                 })?;

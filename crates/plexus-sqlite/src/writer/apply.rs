@@ -65,7 +65,7 @@ impl Writer {
                     group_id,
                     seq,
                     attempt,
-                    keyed,
+                    key,
                     nack,
                     ..
                 } => {
@@ -74,7 +74,7 @@ impl Writer {
                         group_id: *group_id,
                         seq: *seq,
                         attempt: *attempt,
-                        keyed: *keyed,
+                        key: key.as_deref(),
                         nack: *nack,
                     });
                     outcomes[index] = Some(Outcome::Done);

@@ -43,8 +43,8 @@ pub(crate) enum Command {
         group_id: i64,
         seq: i64,
         attempt: u32,
-        /// The message has a key.
-        keyed: bool,
+        /// The message's key.
+        key: Option<Arc<str>>,
         /// `None`: ack; `Some(delay)`: nack, deliverable again after it.
         nack: Option<Duration>,
         reply: Option<oneshot::Sender<Result<(), BusError>>>,

@@ -62,6 +62,12 @@ WHERE group_id = ?1 AND seq IN (
     LIMIT ?4)
 RETURNING seq, attempt";
 
+/// `due_ms` of a pending message waiting for an earlier one of its key:
+/// never due by time; the ack of the earlier one makes it free (due 0).
+/// Claims thus find the free messages of a group through the due index
+/// alone, however many wait behind busy keys.
+pub(super) const WAITING: i64 = i64::MAX;
+
 /// Picks the next messages of the topic past the group's cursor (at most
 /// ?3, and no more than the group's window ?4 has room for), as one JSON
 /// array of seqs: positive for those to lease at once, negative for those
@@ -82,10 +88,11 @@ FROM (
     ORDER BY seq)";
 
 /// Takes the picked messages (?2, as [`PICK`] gave them) into the group's
-/// pending set: the positive ones leased (attempt 1, due ?3, owner ?4).
+/// pending set: the positive ones leased (attempt 1, due ?3, owner ?4),
+/// the others waiting ([`WAITING`], ?5).
 const TAKE: &str = "
 INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
-SELECT ?1, m.seq, m.key, j.value > 0, CASE WHEN j.value > 0 THEN ?3 ELSE 0 END,
+SELECT ?1, m.seq, m.key, j.value > 0, CASE WHEN j.value > 0 THEN ?3 ELSE ?5 END,
        CASE WHEN j.value > 0 THEN ?4 END
 FROM json_each(?2) AS j JOIN plexus_messages m ON m.seq = abs(j.value)";
 
@@ -188,11 +195,12 @@ impl Writer {
         let mut claimed = Claimed::default();
         if leased.len() < max {
             let row = sqlx::query(
-                "SELECT (SELECT min(due_ms) FROM plexus_pending WHERE group_id = ?1 AND due_ms > ?2),
+                "SELECT (SELECT min(due_ms) FROM plexus_pending WHERE group_id = ?1 AND due_ms > ?2 AND due_ms < ?3),
                         EXISTS (SELECT 1 FROM plexus_groups WHERE id = ?1)",
             )
             .bind(group_id)
             .bind(now)
+            .bind(WAITING)
             .fetch_one(&mut self.connection)
             .await
             .map_err(|e| self.error("looking up a group", &e))?;
@@ -298,6 +306,7 @@ impl Writer {
             .bind(&picked)
             .bind(due)
             .bind(self.instance)
+            .bind(WAITING)
             .execute(&mut self.connection)
             .await
             .map_err(|e| self.error(doing, &e))?;
