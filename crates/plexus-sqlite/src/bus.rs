@@ -10,7 +10,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::SqliteConfig;
-use crate::notify::Notifier;
 use crate::row::message_size;
 use crate::subscription;
 use crate::writer::{Command, Writer};
@@ -33,7 +32,6 @@ pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     /// Bytes of queued publishes (bounds the writer's queue in bytes).
     queued_bytes: Arc<Semaphore>,
-    pub(crate) notifier: Arc<Notifier>,
     /// Cancelled when the bus closes.
     pub(crate) closed: CancellationToken,
 }
@@ -98,8 +96,7 @@ impl SqliteBus {
             })?;
         }
         let config = Arc::new(config);
-        let notifier = Arc::new(Notifier::default());
-        let writer = Writer::open(Arc::clone(&config), Arc::clone(&name), Arc::clone(&notifier))
+        let writer = Writer::open(Arc::clone(&config), Arc::clone(&name))
             .await
             .map_err(|e| {
                 BusError::backend(
@@ -118,7 +115,6 @@ impl SqliteBus {
                 config,
                 commands,
                 queued_bytes,
-                notifier,
                 closed: CancellationToken::new(),
             }),
         })

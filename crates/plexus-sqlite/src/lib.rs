@@ -25,9 +25,11 @@
 //!   bounded batches; a topic without groups keeps its latest
 //!   [`SqliteConfig::retain_without_groups`] messages, for groups that
 //!   start at the earliest.
-//! - **Wake-ups.** Subscriptions of this process are woken when a commit
-//!   concerns their topic; writes by another process on the same file are
-//!   seen within [`SqliteConfig::poll_interval`].
+//! - **Waiting claims.** A subscription with nothing to take leaves its
+//!   claim parked at the writer, which runs it inside the next commit that
+//!   gives the topic something, so deliveries leave with the commit that
+//!   wrote them; writes by another process on the same file are seen
+//!   within [`SqliteConfig::poll_interval`].
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -48,7 +50,6 @@
 
 mod bus;
 mod config;
-mod notify;
 mod row;
 mod schema;
 mod subscription;

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use futures::stream;
 use plexus_core::bus::{Acker, BoxFuture, BusError, Delivery, SubscribeOptions, Subscription};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 
 use crate::bus::Shared;
-use crate::writer::{Claimed, Command, Joined, now_ms};
+use crate::writer::{Claimed, Command, Joined};
 
 /// Joins the group of `options` (a new private group without one) and
 /// returns the member's stream.
@@ -25,8 +25,6 @@ pub(crate) async fn open(
         Some(group) => (group.clone(), false),
         None => (format!("~private-{}", uuid::Uuid::now_v7()), true),
     };
-    // Watch before joining: nothing committed after the join is missed.
-    let changes = shared.notifier.watch(topic);
     let (reply, answer) = oneshot::channel();
     let command = Command::Join {
         topic: topic.to_owned(),
@@ -46,7 +44,6 @@ pub(crate) async fn open(
         slots: Arc::new(Slots::default()),
         leases: VecDeque::new(),
         buffer: VecDeque::new(),
-        changes,
     };
     Ok(Subscription::new(stream::unfold(
         Some(member),
@@ -100,7 +97,6 @@ struct Member {
     leases: VecDeque<(Instant, Arc<Slot>)>,
     /// Claimed deliveries not yet yielded.
     buffer: VecDeque<Delivery>,
-    changes: watch::Receiver<u64>,
 }
 
 impl Drop for Member {
@@ -150,8 +146,14 @@ impl Member {
                 }
                 continue;
             }
-            self.changes.borrow_and_update();
-            let claimed = match self.claim(max - held).await {
+            // A claim that finds nothing waits at the writer for the next
+            // commit that gives the topic something, or for the poll
+            // interval (writes by other processes), then comes back empty.
+            let claimed = tokio::select! {
+                claimed = self.claim(max - held) => claimed,
+                () = self.shared.closed.cancelled() => return None,
+            };
+            let claimed = match claimed {
                 Ok(claimed) => claimed,
                 Err(error) if self.shared.closed.is_cancelled() => {
                     tracing::debug!(%error, "claim ended by close");
@@ -168,34 +170,19 @@ impl Member {
                     ),
                 )));
             }
-            if !claimed.leased.is_empty() {
-                self.accept(claimed);
-                continue;
-            }
-            let mut wake_at = Instant::now() + self.shared.config.poll_interval;
-            if let Some(due) = claimed.next_due_ms {
-                let wait = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
-                wake_at = wake_at.min(Instant::now() + Duration::from_millis(wait + 1));
-            }
-            tokio::select! {
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        self.changes = self.shared.notifier.watch(&self.topic);
-                    }
-                }
-                () = tokio::time::sleep_until(wake_at) => {}
-                () = self.shared.closed.cancelled() => return None,
-            }
+            self.accept(claimed);
         }
     }
 
     async fn claim(&self, max: usize) -> Result<Claimed, BusError> {
         let (reply, answer) = oneshot::channel();
         let command = Command::Claim {
+            topic: Arc::clone(&self.topic),
             topic_id: self.topic_id,
             group_id: self.group_id,
             max,
             ack_deadline: self.options.ack_deadline,
+            until: Instant::now() + self.shared.config.poll_interval,
             reply,
         };
         self.shared.call("subscriber", command, answer).await

@@ -310,3 +310,28 @@ async fn concurrent_batches_are_accepted_only_while_they_fit() {
     );
     nothing_within(&mut g, Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn a_member_dropped_while_waiting_takes_nothing_with_it() {
+    let db = TempDb::new();
+    let bus = db.open().await;
+    let mut gone = bus
+        .subscribe("t", SubscribeOptions::group("g"))
+        .await
+        .unwrap();
+    let mut stays = bus
+        .subscribe("t", SubscribeOptions::group("g"))
+        .await
+        .unwrap();
+    // `gone` waits for a message (its claim waits at the writer), then is
+    // dropped; what is published next goes to `stays` at once, not after
+    // an ack deadline (30 s by default).
+    nothing_within(&mut gone, Duration::from_millis(100)).await;
+    drop(gone);
+    for n in 0..3 {
+        bus.publish("t", vec![numbered(n, None)]).await.unwrap();
+        let delivery = next_within(&mut stays, Duration::from_secs(2)).await;
+        assert_eq!((number(delivery.message()), delivery.attempt()), (n, 1));
+        delivery.ack().await.unwrap();
+    }
+}

@@ -23,8 +23,21 @@ impl Writer {
     ) -> Result<Vec<Outcome>, BusError> {
         let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
         let mut publishes: Vec<(&str, Vec<usize>)> = Vec::new();
-        let mut answers = Vec::new();
-        let mut claims: Vec<((i64, i64, Duration), Vec<usize>)> = Vec::new();
+        // Leases nobody received go back first (else they would wait for
+        // their ack deadline); lost again if this transaction fails.
+        let returns = std::mem::take(&mut self.returns);
+        let mut answers: Vec<Answer<'_>> = returns
+            .iter()
+            .map(|r| Answer {
+                topic: &r.topic,
+                group_id: r.group_id,
+                seq: r.seq,
+                attempt: r.attempt,
+                key: None,
+                nack: Some(Duration::ZERO),
+            })
+            .collect();
+        let mut claims: Vec<(ClaimKey, Vec<Claimer>)> = Vec::new();
         let mut release = false;
         for (index, command) in batch.iter().enumerate() {
             match command {
@@ -55,10 +68,7 @@ impl Writer {
                     ..
                 } => {
                     let key = (*group_id, *topic_id, *ack_deadline);
-                    match claims.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, indexes)) => indexes.push(index),
-                        None => claims.push((key, vec![index])),
-                    }
+                    add_claim(&mut claims, key, Claimer::Command(index));
                 }
                 Command::Answer {
                     topic,
@@ -102,20 +112,33 @@ impl Writer {
         if !answers.is_empty() {
             self.answer(&answers, now).await?;
         }
-        for ((group_id, topic_id, ack_deadline), indexes) in claims {
-            let wants: Vec<usize> = indexes
+        // Parked claims whose topic got something in this transaction
+        // claim along with the new ones.
+        self.unpark_woken();
+        for (i, (parked, _)) in self.unparked.iter().enumerate() {
+            let key = (parked.group_id, parked.topic_id, parked.ack_deadline);
+            add_claim(&mut claims, key, Claimer::Parked(i));
+        }
+        for ((group_id, topic_id, ack_deadline), claimers) in claims {
+            let wants: Vec<usize> = claimers
                 .iter()
-                .map(|&i| match &batch[i] {
-                    Command::Claim { max, .. } => *max,
-                    _ => unreachable!("indexes of claims"),
+                .map(|claimer| match *claimer {
+                    Claimer::Command(i) => match &batch[i] {
+                        Command::Claim { max, .. } => *max,
+                        _ => unreachable!("indexes of claims"),
+                    },
+                    Claimer::Parked(i) => self.unparked[i].0.max,
                 })
                 .collect();
             let total = wants.iter().sum();
             let claimed = self
                 .claim(topic_id, group_id, total, ack_deadline, now)
                 .await?;
-            for (index, share) in indexes.into_iter().zip(claimed.share(&wants)) {
-                outcomes[index] = Some(Outcome::Claimed(share));
+            for (claimer, share) in claimers.into_iter().zip(claimed.share(&wants)) {
+                match claimer {
+                    Claimer::Command(i) => outcomes[i] = Some(Outcome::Claimed(share)),
+                    Claimer::Parked(i) => self.unparked[i].1 = Some(share),
+                }
             }
         }
         if release {
@@ -125,5 +148,24 @@ impl Writer {
             .into_iter()
             .map(|o| o.expect("every command has an outcome"))
             .collect())
+    }
+}
+
+/// Claims that are run together: the same group, topic and ack deadline.
+type ClaimKey = (i64, i64, Duration);
+
+/// Who a claim's share goes to.
+#[derive(Clone, Copy)]
+enum Claimer {
+    /// The command at this index of the batch.
+    Command(usize),
+    /// The parked claim at this index of `Writer::unparked`.
+    Parked(usize),
+}
+
+fn add_claim(claims: &mut Vec<(ClaimKey, Vec<Claimer>)>, key: ClaimKey, claimer: Claimer) {
+    match claims.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, claimers)) => claimers.push(claimer),
+        None => claims.push((key, vec![claimer])),
     }
 }

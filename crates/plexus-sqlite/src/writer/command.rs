@@ -6,7 +6,9 @@ use std::time::Duration;
 use plexus_core::Message;
 use plexus_core::bus::{BusError, StartFrom};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::time::Instant;
 
+use super::park::{Parked, Returned};
 use super::{Claimed, Joined};
 
 /// A change for the writer, with where to send its outcome.
@@ -29,12 +31,15 @@ pub(crate) enum Command {
     },
     /// Remove a private group and what it holds.
     Leave { group_id: i64 },
-    /// Lease up to `max` deliverable messages of a group.
+    /// Lease up to `max` deliverable messages of a group; when there are
+    /// none, wait (parked at the writer) for some, until `until`.
     Claim {
+        topic: Arc<str>,
         topic_id: i64,
         group_id: i64,
         max: usize,
         ack_deadline: Duration,
+        until: Instant,
         reply: oneshot::Sender<Result<Claimed, BusError>>,
     },
     /// Ack or nack one delivery.
@@ -73,8 +78,14 @@ pub(super) enum Outcome {
     Done,
 }
 
-/// Sends each command its outcome.
-pub(super) fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
+/// Sends each command its outcome; the claims that found nothing are
+/// returned, to be parked.
+pub(super) fn answer(
+    batch: Vec<Command>,
+    outcomes: Vec<Outcome>,
+    returns: &mut Vec<Returned>,
+) -> Vec<Parked> {
+    let mut parked = Vec::new();
     for (command, outcome) in batch.into_iter().zip(outcomes) {
         match (command, outcome) {
             (Command::Publish { reply, permit, .. }, Outcome::Published(result)) => {
@@ -84,8 +95,28 @@ pub(super) fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
             (Command::Join { reply, .. }, Outcome::Joined(joined)) => {
                 let _ = reply.send(Ok(joined));
             }
-            (Command::Claim { reply, .. }, Outcome::Claimed(claimed)) => {
-                let _ = reply.send(Ok(claimed));
+            (
+                Command::Claim {
+                    topic,
+                    topic_id,
+                    group_id,
+                    max,
+                    ack_deadline,
+                    until,
+                    reply,
+                },
+                Outcome::Claimed(claimed),
+            ) => {
+                let claim = Parked {
+                    topic,
+                    topic_id,
+                    group_id,
+                    max,
+                    ack_deadline,
+                    until,
+                    reply,
+                };
+                parked.extend(claim.settle(claimed, returns));
             }
             (Command::Answer { reply, .. }, _) => {
                 if let Some(reply) = reply {
@@ -96,6 +127,7 @@ pub(super) fn answer(batch: Vec<Command>, outcomes: Vec<Outcome>) {
             _ => unreachable!("each command has the outcome of its kind"),
         }
     }
+    parked
 }
 
 /// Sends `command` the error that rolled its transaction back.

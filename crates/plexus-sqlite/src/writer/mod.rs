@@ -10,6 +10,7 @@ mod apply;
 mod cache;
 mod command;
 mod group;
+mod park;
 mod publish;
 mod retention;
 
@@ -23,7 +24,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::SqliteConfig;
-use crate::notify::Notifier;
 use crate::schema;
 
 pub(crate) use command::Command;
@@ -31,8 +31,9 @@ pub(crate) use group::{Claimed, Joined};
 
 use command::{Outcome, answer, fail};
 
-/// Changes to the writer's in-memory state and wake-ups, applied only once
-/// the transaction that made them has committed.
+/// Changes to the writer's in-memory state, applied only once the
+/// transaction that made them has committed; and the topics it gave
+/// something to take (parked claims of those run in it).
 #[derive(Default)]
 struct Effects {
     new_topics: Vec<(String, i64)>,
@@ -47,7 +48,6 @@ pub(crate) struct Writer {
     config: Arc<SqliteConfig>,
     /// The backend's name in errors (names the database file).
     name: Arc<str>,
-    notifier: Arc<Notifier>,
     /// This bus instance's id, marking the leases it hands out.
     instance: i64,
     /// Topic ids known to be committed.
@@ -57,6 +57,13 @@ pub(crate) struct Writer {
     publish: publish::Statements,
     /// Messages appended lately, handed to claims without reading them.
     cache: cache::Cache,
+    /// Claims waiting for their topic.
+    parked: Vec<park::Parked>,
+    /// Parked claims taken into the open transaction, with what they got.
+    unparked: Vec<(park::Parked, Option<Claimed>)>,
+    /// Leases whose claimer went away before the answer: returned in the
+    /// next transaction.
+    returns: Vec<park::Returned>,
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
@@ -86,16 +93,17 @@ impl Writer {
     pub(crate) async fn open(
         config: Arc<SqliteConfig>,
         name: Arc<str>,
-        notifier: Arc<Notifier>,
     ) -> Result<Self, sqlx::Error> {
         let connection = schema::open(&config).await?;
         let now = Instant::now();
         Ok(Writer {
             connection,
             cache: cache::Cache::new(config.cache_bytes),
+            parked: Vec::new(),
+            unparked: Vec::new(),
+            returns: Vec::new(),
             config,
             name,
-            notifier,
             instance: instance_id(),
             topics: HashMap::new(),
             private_groups: HashSet::new(),
@@ -118,8 +126,17 @@ impl Writer {
                     self.retain().await;
                     continue;
                 }
+                Some(()) = sleep_until(self.next_parked_due()) => {
+                    self.expire_parked();
+                    continue;
+                }
             };
             let Some(first) = first else { break };
+            // Let the tasks the last commit answered (publishers sending
+            // their next batch, members their acks and claims) queue their
+            // commands first: they share this commit instead of waiting
+            // for the next.
+            tokio::task::yield_now().await;
             let mut batch = Vec::new();
             let mut messages = first.messages();
             let mut close = None;
@@ -143,6 +160,10 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch).await;
             }
+            if !self.returns.is_empty() {
+                // Leases whose claimer went away go back at once.
+                self.commit(Vec::new()).await;
+            }
             if let Some(reply) = close {
                 schema::close(self.connection, self.config.busy_timeout).await;
                 let _ = reply.send(());
@@ -159,11 +180,12 @@ impl Writer {
     /// that fails, applies each command in a transaction of its own, so
     /// one bad command fails alone.
     async fn commit(&mut self, batch: Vec<Command>) {
-        if batch.len() > 1 {
+        if batch.len() != 1 {
             match self.transaction(&batch).await {
                 Ok(outcomes) => {
                     self.committed();
-                    answer(batch, outcomes);
+                    let parked = answer(batch, outcomes, &mut self.returns);
+                    self.parked.extend(parked);
                     return;
                 }
                 Err(error) => {
@@ -178,7 +200,8 @@ impl Writer {
             match result {
                 Ok(outcomes) => {
                     self.committed();
-                    answer(vec![command], outcomes);
+                    let parked = answer(vec![command], outcomes, &mut self.returns);
+                    self.parked.extend(parked);
                 }
                 Err(error) => fail(command, error),
             }
@@ -222,6 +245,7 @@ impl Writer {
     async fn rollback(&mut self) {
         self.effects = Effects::default();
         self.cache.rollback();
+        self.settle_unparked(false);
         if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.connection).await {
             tracing::debug!(%error, "rollback after a failed write (no transaction may be open)");
         }
@@ -230,14 +254,12 @@ impl Writer {
     /// Applies the effects of the committed transaction.
     fn committed(&mut self) {
         self.cache.commit();
+        self.settle_unparked(true);
         let effects = std::mem::take(&mut self.effects);
         self.topics.extend(effects.new_topics);
         self.private_groups.extend(effects.joined_private);
         for group in effects.left {
             self.private_groups.remove(&group);
-        }
-        for topic in effects.wake {
-            self.notifier.wake(&topic);
         }
     }
 
@@ -272,5 +294,16 @@ impl Writer {
             .map_err(|e| self.error(&doing(), &e))?;
         self.effects.new_topics.push((topic.to_owned(), id));
         Ok(id)
+    }
+}
+
+/// Sleeps until `at`; never ends without one.
+async fn sleep_until(at: Option<Instant>) -> Option<()> {
+    match at {
+        Some(at) => {
+            tokio::time::sleep_until(at).await;
+            Some(())
+        }
+        None => std::future::pending().await,
     }
 }
