@@ -172,6 +172,14 @@ impl Writer {
             if Instant::now() >= self.retention_due {
                 self.retain().await;
             }
+            // Due parked claims are answered even while commands keep
+            // coming (the select above prefers commands).
+            if self
+                .next_parked_due()
+                .is_some_and(|at| at <= Instant::now())
+            {
+                self.expire_parked();
+            }
         }
         schema::close(self.connection, self.config.busy_timeout).await;
     }
