@@ -94,7 +94,13 @@ impl Writer {
             if nacks.len() > 1 {
                 nacks.push(',');
             }
-            let due = now.saturating_add(millis(delay));
+            // Times are whole milliseconds, read rounded down: one more
+            // keeps a delayed redelivery from coming back before its delay.
+            let due = if delay.is_zero() {
+                now
+            } else {
+                now.saturating_add(millis(delay)).saturating_add(1)
+            };
             let _ = write!(
                 nacks,
                 "[{},{},{},{due}]",
