@@ -15,8 +15,8 @@ use plexus_core::Message;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use plexus_sqlite::SqliteBus;
 use serde::Serialize;
-use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{BATCH, Backend, CONSUMERS};
 
@@ -99,18 +99,19 @@ pub async fn plexus(
     let (publisher, subscriber) = open(backend, path).await?;
     let topic = "bench";
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Notify::new());
+    // A token, not a `Notify`: a consumer first polled after the last
+    // acknowledgement must still see that the measurement is over.
+    let done = CancellationToken::new();
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let options = SubscribeOptions::group("bench").max_in_flight(MAX_IN_FLIGHT);
         let mut subscription = subscriber.subscribe(topic, options).await?;
-        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
+        let (acked, done) = (Arc::clone(&acked), done.clone());
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
             let mut acks = FuturesUnordered::new();
-            let finished = done.notified();
+            let finished = done.clone().cancelled_owned();
             tokio::pin!(finished);
-            finished.as_mut().enable();
             loop {
                 tokio::select! {
                     () = &mut finished => break,
@@ -118,7 +119,7 @@ pub async fn plexus(
                         let result: Result<(), plexus_core::bus::BusError> = result;
                         result?;
                         if acked.fetch_add(1, Ordering::AcqRel) + 1 == messages {
-                            done.notify_waiters();
+                            done.cancel();
                             break;
                         }
                     }
