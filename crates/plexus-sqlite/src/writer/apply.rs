@@ -21,6 +21,7 @@ impl Writer {
         batch: &[Command],
         now: i64,
     ) -> Result<Vec<Outcome>, BusError> {
+        self.extend_leases().await?;
         let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
         let mut publishes: Vec<(&str, Vec<usize>)> = Vec::new();
         // Leases nobody received go back first (else they would wait for

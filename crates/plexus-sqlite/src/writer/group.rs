@@ -8,7 +8,7 @@ use plexus_core::bus::{BusError, StartFrom};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-use super::{Writer, millis};
+use super::{Writer, handover, millis};
 use crate::row::{COLUMNS, decode};
 
 /// A group's ids, as [`Command::Join`](super::Command::Join) answers.
@@ -183,7 +183,9 @@ impl Writer {
         ack_deadline: Duration,
         now: i64,
     ) -> Result<Claimed, BusError> {
-        let due = now.saturating_add(millis(ack_deadline));
+        let due = now
+            .saturating_add(millis(ack_deadline))
+            .saturating_add(handover::LEASE_PAD_MS);
         let mut leased = self.lease(group_id, now, due, max).await?;
         if leased.len() < max {
             let taken = self
@@ -192,6 +194,14 @@ impl Writer {
             leased.extend(taken);
         }
         leased.sort_unstable();
+        if !leased.is_empty() {
+            self.effects.leased.push(handover::Leased {
+                group_id,
+                due,
+                ack_deadline_ms: millis(ack_deadline),
+                seqs: leased.iter().map(|(seq, _)| *seq).collect(),
+            });
+        }
         let mut claimed = Claimed::default();
         if leased.len() < max {
             let row = sqlx::query(

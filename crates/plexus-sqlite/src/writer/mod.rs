@@ -10,6 +10,7 @@ mod apply;
 mod cache;
 mod command;
 mod group;
+mod handover;
 mod park;
 mod publish;
 mod retention;
@@ -40,6 +41,7 @@ struct Effects {
     joined_private: Vec<i64>,
     left: Vec<i64>,
     wake: HashSet<Arc<str>>,
+    leased: Vec<handover::Leased>,
 }
 
 /// The task owning the connection.
@@ -64,6 +66,9 @@ pub(crate) struct Writer {
     /// Leases whose claimer went away before the answer: returned in the
     /// next transaction.
     returns: Vec<park::Returned>,
+    /// Leases of the last commit to move to a later due (see
+    /// [`handover`]): done first in the next transaction.
+    extensions: Vec<handover::Extension>,
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
@@ -102,6 +107,7 @@ impl Writer {
             parked: Vec::new(),
             unparked: Vec::new(),
             returns: Vec::new(),
+            extensions: Vec::new(),
             config,
             name,
             instance: instance_id(),
@@ -160,8 +166,9 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch).await;
             }
-            if !self.returns.is_empty() {
-                // Leases whose claimer went away go back at once.
+            if !self.returns.is_empty() || !self.extensions.is_empty() {
+                // Leases whose claimer went away go back at once; leases
+                // of a slow commit get their full ack deadline.
                 self.commit(Vec::new()).await;
             }
             if let Some(reply) = close {
@@ -264,6 +271,7 @@ impl Writer {
         self.cache.commit();
         self.settle_unparked(true);
         let effects = std::mem::take(&mut self.effects);
+        self.extensions.extend(handover::extensions(effects.leased));
         self.topics.extend(effects.new_topics);
         self.private_groups.extend(effects.joined_private);
         for group in effects.left {

@@ -1,0 +1,76 @@
+//! Ack deadlines that count from the handover, not from the claim.
+//!
+//! A claim leases messages inside a transaction, but the member receives
+//! them only once that transaction has committed (after its fsync). A
+//! lease due at `claim time + ack deadline` would give the member less
+//! than its ack deadline, and under a slow commit another member could be
+//! handed the message while the first still holds it. So a lease is
+//! stored due [`LEASE_PAD_MS`] later than that; after the commit, the
+//! leases of a commit that took longer than the pad allows are moved to
+//! `commit end + ack deadline + HANDOVER_SLACK_MS` at the start of the
+//! next transaction, before any claim of it can see them (claims of other
+//! processes sharing the file could still see the earlier due in
+//! between; lost, like returns, if that transaction fails).
+
+use plexus_core::bus::BusError;
+
+use super::{Writer, now_ms};
+
+/// How much later than `claim time + ack deadline` a lease is stored due.
+pub(super) const LEASE_PAD_MS: i64 = 25;
+/// How long after the commit a member may take to receive its deliveries.
+const HANDOVER_SLACK_MS: i64 = 10;
+
+/// Leases a claim in the open transaction handed out.
+pub(super) struct Leased {
+    pub(super) group_id: i64,
+    pub(super) due: i64,
+    pub(super) ack_deadline_ms: i64,
+    pub(super) seqs: Vec<i64>,
+}
+
+/// Leases to move to a later due.
+pub(super) struct Extension {
+    group_id: i64,
+    from: i64,
+    to: i64,
+    seqs: String,
+}
+
+/// The extensions that the leases of a commit ending now need.
+pub(super) fn extensions(leased: Vec<Leased>) -> impl Iterator<Item = Extension> {
+    let end = now_ms();
+    leased.into_iter().filter_map(move |l| {
+        let to = end
+            .saturating_add(l.ack_deadline_ms)
+            .saturating_add(HANDOVER_SLACK_MS);
+        (to > l.due && !l.seqs.is_empty()).then(|| Extension {
+            group_id: l.group_id,
+            from: l.due,
+            to,
+            seqs: serde_json::to_string(&l.seqs).expect("a list of integers serializes"),
+        })
+    })
+}
+
+impl Writer {
+    /// Moves the pending extensions' leases (those still unanswered: still
+    /// due when they were) to their later due.
+    pub(super) async fn extend_leases(&mut self) -> Result<(), BusError> {
+        for extension in std::mem::take(&mut self.extensions) {
+            sqlx::query(
+                "UPDATE plexus_pending SET due_ms = ?3
+                 WHERE group_id = ?1 AND due_ms = ?2
+                   AND seq IN (SELECT value FROM json_each(?4))",
+            )
+            .bind(extension.group_id)
+            .bind(extension.from)
+            .bind(extension.to)
+            .bind(&extension.seqs)
+            .execute(&mut self.connection)
+            .await
+            .map_err(|e| self.error("extending leases to their handover", &e))?;
+        }
+        Ok(())
+    }
+}
