@@ -28,6 +28,7 @@ mod handler;
 mod lanes;
 mod retry;
 mod run;
+mod running;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub use deadline::{Deadline, DeadlineLayer, Expired, message_deadline};
 pub use handler::{Handler, HandlerFn, Incoming, Outgoing, handler_fn};
 pub use lanes::{KeyLanes, KeyLanesLayer};
 pub use retry::{Backoff, RetryLayer};
+pub use running::{NeverRan, Running};
 
 /// A route's handler, boxed.
 type BoxHandler = BoxCloneService<Incoming, Vec<Outgoing>, BoxError>;
@@ -60,6 +62,7 @@ pub struct Router {
     routes: Vec<Route>,
     drain_timeout: Duration,
     nack_delay: Duration,
+    state: tokio::sync::watch::Sender<running::State>,
 }
 
 impl std::fmt::Debug for Router {
@@ -110,6 +113,7 @@ impl Router {
             routes: Vec::new(),
             drain_timeout: Duration::from_secs(10),
             nack_delay: Duration::from_millis(100),
+            state: tokio::sync::watch::Sender::new(running::State::default()),
         }
     }
 
@@ -150,14 +154,25 @@ impl Router {
         Arc::clone(&self.publisher)
     }
 
+    /// A signal that resolves once [`run`](Self::run) has subscribed
+    /// every route (taken before `run`, which consumes the router): what
+    /// is published after it reaches the routes.
+    pub fn running(&self) -> Running {
+        Running::new(self.state.subscribe(), self.routes.len())
+    }
+
     /// Runs every route until `shutdown` completes (then drains, see the
     /// module documentation) or a route fails.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RouterError> {
         let mut names: Vec<&str> = self.routes.iter().map(|r| r.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            self.state.send_modify(|s| s.stopped = true);
             return Err(RouterError::DuplicateRoute(w[0].to_owned()));
         }
-        run::run(self, shutdown).await
+        let state = self.state.clone();
+        let result = run::run(self, shutdown).await;
+        state.send_modify(|s| s.stopped = true);
+        result
     }
 }

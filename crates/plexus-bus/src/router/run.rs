@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::{BoxError, Service as _, ServiceExt as _};
 
+use super::running::State;
 use super::{BoxHandler, Incoming, Outgoing, Route, Router, RouterError};
 
 pub(super) async fn run(
@@ -21,9 +22,17 @@ pub(super) async fn run(
 ) -> Result<(), RouterError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut routes = JoinSet::new();
+    let count = router.routes.len();
+    if count == 0 {
+        router.state.send_modify(|s| s.running = true);
+    }
     for route in router.routes {
         routes.spawn(run_route(
             route,
+            Subscribed {
+                state: router.state.clone(),
+                routes: count,
+            },
             Arc::clone(&router.subscriber),
             Arc::clone(&router.publisher),
             stop_rx.clone(),
@@ -58,8 +67,26 @@ pub(super) async fn run(
     result
 }
 
+/// Counts a route in once it has subscribed.
+struct Subscribed {
+    state: watch::Sender<State>,
+    routes: usize,
+}
+
+impl Subscribed {
+    fn count(self) {
+        self.state.send_modify(|s| {
+            s.subscribed += 1;
+            if s.subscribed == self.routes {
+                s.running = true;
+            }
+        });
+    }
+}
+
 async fn run_route(
     route: Route,
+    subscribed: Subscribed,
     subscriber: Arc<dyn Subscriber>,
     publisher: Arc<dyn Publisher>,
     mut stop: watch::Receiver<bool>,
@@ -81,6 +108,7 @@ async fn run_route(
         .subscribe(&topic, options)
         .await
         .map_err(subscription_error)?;
+    subscribed.count();
     let mut calls = JoinSet::new();
     let mut outcome = Ok(());
     loop {
