@@ -55,11 +55,14 @@ macro_rules! conformance_tests {
             concurrent_close,
             continue_after_errors,
             publish_subscribe_in_order,
+            parallel_across_keys,
             publisher_close,
             topic_isolation,
             consumer_groups,
             new_subscriber_receives_old_messages,
             durable_across_restart,
+            poison_to_dead_letter,
+            deadline_propagates,
             bad_input,
         );
     };

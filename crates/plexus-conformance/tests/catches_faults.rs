@@ -44,7 +44,7 @@ macro_rules! scenario {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wrapper_without_a_fault_passes_every_scenario() {
-    let all: [(&str, Scenario); 14] = [
+    let all: [(&str, Scenario); 17] = [
         ("publish_subscribe", scenario!(publish_subscribe)),
         ("concurrent_subscribe", scenario!(concurrent_subscribe)),
         ("resend_on_error", scenario!(resend_on_error)),
@@ -59,6 +59,7 @@ async fn the_wrapper_without_a_fault_passes_every_scenario() {
             "publish_subscribe_in_order",
             scenario!(publish_subscribe_in_order),
         ),
+        ("parallel_across_keys", scenario!(parallel_across_keys)),
         ("publisher_close", scenario!(publisher_close)),
         ("topic_isolation", scenario!(topic_isolation)),
         ("consumer_groups", scenario!(consumer_groups)),
@@ -67,6 +68,8 @@ async fn the_wrapper_without_a_fault_passes_every_scenario() {
             scenario!(new_subscriber_receives_old_messages),
         ),
         ("durable_across_restart", scenario!(durable_across_restart)),
+        ("poison_to_dead_letter", scenario!(poison_to_dead_letter)),
+        ("deadline_propagates", scenario!(deadline_propagates)),
         ("bad_input", scenario!(bad_input)),
     ];
     for (name, scenario) in all {
@@ -146,6 +149,41 @@ async fn broken_key_order_is_caught() {
         Fault::ReversesBatches,
         scenario!(publish_subscribe_in_order),
         "while its message 0 was next",
+    )
+    .await;
+    catches(
+        Fault::ReversesBatches,
+        scenario!(parallel_across_keys),
+        "was handled when message",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_that_never_dies_is_caught() {
+    // Without true attempt counts the dead-letter layer never gives up
+    // (and the poison message's key stays blocked behind it); with acks
+    // on receipt the failure is never seen again.
+    catches(
+        Fault::AttemptAlwaysOne,
+        scenario!(poison_to_dead_letter),
+        "handled while the poison one fails",
+    )
+    .await;
+    catches(
+        Fault::AcksOnReceipt,
+        scenario!(poison_to_dead_letter),
+        "the poison message in the dead-letter topic",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_message_time_is_caught_by_the_deadline_scenario() {
+    catches(
+        Fault::RestampsTime,
+        scenario!(deadline_propagates),
+        "the expired message",
     )
     .await;
 }

@@ -5,8 +5,11 @@
 //! or panics saying what was expected and what happened.
 
 mod bad_input;
+mod dead_letter;
+mod deadline;
 mod groups;
 mod isolation;
+mod lanes;
 mod order;
 mod persistence;
 mod publish_subscribe;
@@ -15,8 +18,11 @@ mod redelivery;
 mod subscriber_close;
 
 pub use bad_input::bad_input;
+pub use dead_letter::poison_to_dead_letter;
+pub use deadline::deadline_propagates;
 pub use groups::{concurrent_subscribe, consumer_groups};
 pub use isolation::topic_isolation;
+pub use lanes::parallel_across_keys;
 pub use order::publish_subscribe_in_order;
 pub use persistence::{durable_across_restart, new_subscriber_receives_old_messages};
 pub use publish_subscribe::publish_subscribe;

@@ -5,10 +5,12 @@ mod crew;
 mod ctx;
 mod members;
 mod messages;
+mod routed;
 mod tally;
 
 pub(crate) use crew::Crew;
 pub(crate) use ctx::Ctx;
 pub(crate) use members::ack_all;
 pub(crate) use messages::{number_of, numbered, seq_of};
+pub(crate) use routed::Routed;
 pub(crate) use tally::{Tally, consume};

@@ -24,6 +24,8 @@ pub enum Fault {
     LosesMessages,
     /// A header value is changed on the way.
     ChangesHeaders,
+    /// A delivered message's `time` is the time of delivery.
+    RestampsTime,
     /// Every delivery says attempt 1.
     AttemptAlwaysOne,
     /// A delivery is acknowledged on receipt; answers do nothing.
@@ -129,6 +131,12 @@ impl Handle {
                     parts
                         .headers
                         .insert("note".to_owned(), "changed".to_owned());
+                    let message = Message::from_parts(parts).expect("still valid");
+                    Delivery::new(message, topic, attempt, acker)
+                }
+                Fault::RestampsTime => {
+                    let mut parts = message.into_parts();
+                    parts.time = std::time::SystemTime::now();
                     let message = Message::from_parts(parts).expect("still valid");
                     Delivery::new(message, topic, attempt, acker)
                 }
