@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use plexus_core::bus::{BoxFuture, BusError, Features, Publisher, Subscriber};
 
+use crate::ForeignClient;
+
 type Make<T> = Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<T>, BusError>> + Send + Sync>;
 type Hook = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BusError>> + Send + Sync>;
 
@@ -26,6 +28,7 @@ pub struct Backend {
     one_handle: bool,
     reopen: Option<Hook>,
     restart_broker: Option<Hook>,
+    foreign: Option<Arc<dyn ForeignClient>>,
     patience: Duration,
     unavailable: Option<String>,
 }
@@ -60,6 +63,7 @@ impl Backend {
             one_handle: false,
             reopen: None,
             restart_broker: None,
+            foreign: None,
             patience: Duration::from_secs(30),
             unavailable: None,
         }
@@ -104,6 +108,7 @@ impl Backend {
             one_handle: false,
             reopen: None,
             restart_broker: None,
+            foreign: None,
             patience: Duration::from_secs(30),
             unavailable: Some(reason),
         }
@@ -129,6 +134,13 @@ impl Backend {
         F: Future<Output = Result<(), BusError>> + Send + 'static,
     {
         self.restart_broker = Some(Arc::new(move || Box::pin(restart())));
+        self
+    }
+
+    /// For broker backends: a client of the broker in another language.
+    /// Enables `cloudevents_interop`.
+    pub fn foreign_client(mut self, client: impl ForeignClient) -> Self {
+        self.foreign = Some(Arc::new(client));
         self
     }
 
@@ -188,6 +200,16 @@ impl Backend {
         self.reopen.is_some()
     }
 
+    /// Whether a broker restart hook was given.
+    pub fn can_restart_broker(&self) -> bool {
+        self.restart_broker.is_some()
+    }
+
+    /// The client in another language, if one was given.
+    pub fn foreign(&self) -> Option<&Arc<dyn ForeignClient>> {
+        self.foreign.as_ref()
+    }
+
     /// Runs the broker restart hook; `None` when the backend has none.
     pub async fn run_restart_broker(&self) -> Option<Result<(), BusError>> {
         match &self.restart_broker {
@@ -205,6 +227,7 @@ impl fmt::Debug for Backend {
             .field("one_handle", &self.one_handle)
             .field("reopen", &self.reopen.is_some())
             .field("restart_broker", &self.restart_broker.is_some())
+            .field("foreign", &self.foreign.as_ref().map(|f| f.name()))
             .field("patience", &self.patience)
             .field("unavailable", &self.unavailable)
             .finish_non_exhaustive()

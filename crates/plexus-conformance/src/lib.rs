@@ -29,12 +29,14 @@
 //! conformance` runs N copies of each scenario at once ([`run`]).
 
 mod backend;
+mod foreign;
 mod outcome;
 mod run;
 pub mod scenarios;
 mod support;
 
 pub use backend::Backend;
+pub use foreign::{ForeignClient, Reading};
 pub use outcome::Outcome;
 pub use run::{STRESS_VAR, Scenario, run, stress_copies};
 
@@ -60,9 +62,11 @@ macro_rules! conformance_tests {
             topic_isolation,
             consumer_groups,
             new_subscriber_receives_old_messages,
+            reconnect,
             durable_across_restart,
             poison_to_dead_letter,
             deadline_propagates,
+            cloudevents_interop,
             bad_input,
         );
     };

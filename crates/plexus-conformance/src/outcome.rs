@@ -32,6 +32,8 @@ pub(crate) enum Need {
     Replay,
     Persistent,
     Reopen,
+    RestartBroker,
+    ForeignClient,
 }
 
 impl Need {
@@ -57,6 +59,14 @@ impl Need {
             Need::Reopen => (
                 backend.can_reopen(),
                 "no reopen hook was given (Backend::reopen)",
+            ),
+            Need::RestartBroker => (
+                backend.can_restart_broker(),
+                "no broker to restart (Backend::restart_broker): the backend runs in this process",
+            ),
+            Need::ForeignClient => (
+                backend.foreign().is_some(),
+                "no client of this backend in another language (Backend::foreign_client): an embedded backend has no wire protocol for one",
             ),
         };
         if met { Ok(()) } else { Err(reason) }

@@ -6,7 +6,7 @@ mod faults;
 
 use std::panic::AssertUnwindSafe;
 
-use faults::{Fault, backend};
+use faults::{Fault, backend, broker_backend};
 use futures::FutureExt;
 use plexus_conformance::{Outcome, Scenario, scenarios};
 
@@ -243,4 +243,38 @@ async fn a_restart_that_loses_messages_is_caught() {
     )
     .await;
     assert!(message.contains("after the restart"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_scenarios_run_with_their_hooks_and_skip_without() {
+    let plain = backend(Fault::None, false);
+    let both: [Scenario; 2] = [scenario!(reconnect), scenario!(cloudevents_interop)];
+    for scenario in both {
+        assert!(matches!(scenario(&plain).await, Outcome::Skipped(_)));
+        let hooked = broker_backend(Fault::None).await;
+        assert_eq!(scenario(&hooked).await, Outcome::Passed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losses_across_a_restart_and_a_dropped_attribute_are_caught() {
+    let lost = AssertUnwindSafe(scenarios::reconnect(
+        &broker_backend(Fault::LosesMessages).await,
+    ))
+    .catch_unwind()
+    .await;
+    let lost = lost.expect_err("reconnect passed against a backend losing messages");
+    let lost = lost.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(lost.contains("missing"), "{lost}");
+    let dropped = AssertUnwindSafe(scenarios::cloudevents_interop(
+        &broker_backend(Fault::DropsSubject).await,
+    ))
+    .catch_unwind()
+    .await;
+    let dropped = dropped.expect_err("cloudevents_interop passed against a lost subject");
+    let dropped = dropped
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(dropped.contains("[\"subject\"] differ"), "{dropped}");
 }

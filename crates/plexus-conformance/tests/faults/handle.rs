@@ -42,6 +42,8 @@ pub enum Fault {
     AcceptsAnyTopic,
     /// Reopening loses everything.
     ReopenLosesAll,
+    /// The foreign client drops the subject attribute.
+    DropsSubject,
 }
 
 /// One connection's worth: the shared bus, this handle's closed flag.
