@@ -29,9 +29,12 @@ pub struct Backend {
     reopen: Option<Hook>,
     restart_broker: Option<Hook>,
     foreign: Option<Arc<dyn ForeignClient>>,
+    crash_child: Option<ChildCommand>,
     patience: Duration,
     unavailable: Option<String>,
 }
+
+type ChildCommand = Arc<dyn Fn() -> std::process::Command + Send + Sync>;
 
 impl Backend {
     /// A backend named `name` (used in every message of the suite)
@@ -64,6 +67,7 @@ impl Backend {
             reopen: None,
             restart_broker: None,
             foreign: None,
+            crash_child: None,
             patience: Duration::from_secs(30),
             unavailable: None,
         }
@@ -109,6 +113,7 @@ impl Backend {
             reopen: None,
             restart_broker: None,
             foreign: None,
+            crash_child: None,
             patience: Duration::from_secs(30),
             unavailable: Some(reason),
         }
@@ -135,6 +140,24 @@ impl Backend {
     {
         self.restart_broker = Some(Arc::new(move || Box::pin(restart())));
         self
+    }
+
+    /// For persistent backends with a reopen hook: the command starting a
+    /// child process that runs [`crash_child`](crate::crash_child) with
+    /// this backend's storage (say, this test binary running an ignored
+    /// test that does). `durable_across_restart` then also kills such a
+    /// child with SIGKILL mid-stream and checks what it acknowledged.
+    pub fn crash_child(
+        mut self,
+        command: impl Fn() -> std::process::Command + Send + Sync + 'static,
+    ) -> Self {
+        self.crash_child = Some(Arc::new(command));
+        self
+    }
+
+    /// The command starting a crash child, if the backend gives one.
+    pub fn crash_child_command(&self) -> Option<std::process::Command> {
+        self.crash_child.as_ref().map(|command| command())
     }
 
     /// For broker backends: a client of the broker in another language.

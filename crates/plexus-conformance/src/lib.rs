@@ -29,6 +29,7 @@
 //! conformance` runs N copies of each scenario at once ([`run`]).
 
 mod backend;
+mod crash;
 mod foreign;
 mod outcome;
 mod run;
@@ -36,6 +37,7 @@ pub mod scenarios;
 mod support;
 
 pub use backend::Backend;
+pub use crash::{TOPIC_VAR as CRASH_TOPIC_VAR, crash_child};
 pub use foreign::{ForeignClient, Reading};
 pub use outcome::Outcome;
 pub use run::{STRESS_VAR, Scenario, run, stress_copies};

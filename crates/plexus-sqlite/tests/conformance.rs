@@ -9,7 +9,9 @@
 //!   connection and writer, they contend for SQLite's write lock, and
 //!   subscribers see other handles' writes by polling.
 //!
-//! `durable_across_restart` closes the handles and reopens the file.
+//! `durable_across_restart` closes the handles and reopens the file, then
+//! kills a child process (this binary running the ignored `crash_child`
+//! on the same file) with SIGKILL while it publishes and acknowledges.
 //! `PLEXUS_STRESS=N cargo test -p plexus-sqlite --test conformance` runs N
 //! copies of each scenario at once.
 
@@ -33,6 +35,43 @@ fn fresh_database() -> (PathBuf, Arc<tempfile::TempDir>) {
         .tempdir()
         .expect("a temporary directory");
     (dir.path().join("bus.db"), Arc::new(dir))
+}
+
+/// The database file a crash child opens.
+const CRASH_DB_VAR: &str = "PLEXUS_SQLITE_CRASH_DB";
+
+/// The command running [`crash_child`] on `path`.
+fn crash_child_command(path: &Path) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_DB_VAR, path);
+    command
+}
+
+/// The child half of `durable_across_restart` (run by it, killed by it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of durable_across_restart, run by it"]
+async fn crash_child() {
+    let path = PathBuf::from(
+        std::env::var_os(CRASH_DB_VAR)
+            .expect("run by durable_across_restart with the database path"),
+    );
+    let (for_publishers, for_subscribers) = (path.clone(), path.clone());
+    let backend = Backend::new(
+        "sqlite bus (crash child)",
+        Features::default(),
+        move || SqliteBus::with_config(config(&for_publishers)),
+        move || SqliteBus::with_config(config(&for_subscribers)),
+    );
+    plexus_conformance::crash_child(&backend).await;
 }
 
 fn config(path: &Path) -> SqliteConfig {
@@ -109,17 +148,20 @@ mod shared {
             current: Arc::new(Mutex::new(bus)),
         };
         let for_reopen = handle.clone();
-        Backend::one_handle("sqlite bus (shared)", handle).reopen(move || {
-            let _dir = &dir;
-            let handle = for_reopen.clone();
-            let path = path.clone();
-            async move {
-                Publisher::close(&handle.bus()).await?;
-                let reopened = SqliteBus::with_config(config(&path)).await?;
-                *handle.current.lock().unwrap() = reopened;
-                Ok(())
-            }
-        })
+        let child_path = path.clone();
+        Backend::one_handle("sqlite bus (shared)", handle)
+            .crash_child(move || crash_child_command(&child_path))
+            .reopen(move || {
+                let _dir = &dir;
+                let handle = for_reopen.clone();
+                let path = path.clone();
+                async move {
+                    Publisher::close(&handle.bus()).await?;
+                    let reopened = SqliteBus::with_config(config(&path)).await?;
+                    *handle.current.lock().unwrap() = reopened;
+                    Ok(())
+                }
+            })
     }
 
     plexus_conformance::conformance_tests!(sqlite_bus);
@@ -143,13 +185,15 @@ mod separate {
                 return Backend::unavailable("sqlite bus (separate)", error.to_string());
             }
         };
-        let (for_publishers, for_subscribers, for_reopen) = (path.clone(), path.clone(), path);
+        let (for_publishers, for_subscribers) = (path.clone(), path.clone());
+        let (for_reopen, child_path) = (path.clone(), path);
         Backend::new(
             "sqlite bus (separate)",
             features,
             move || SqliteBus::with_config(config(&for_publishers)),
             move || SqliteBus::with_config(config(&for_subscribers)),
         )
+        .crash_child(move || crash_child_command(&child_path))
         .reopen(move || {
             let _dir = &dir;
             let path = for_reopen.clone();

@@ -130,7 +130,11 @@ async fn take_all(
 /// a group; the even ones acknowledged, the odd ones received and left
 /// unanswered; handles closed and the backend reopened. A new member of
 /// the group then gets every odd message and none of the even ones, nor
-/// does it get them before a message published after the restart.
+/// does it get them before a message published after the restart. Then,
+/// where the backend gives a crash child command, a child process
+/// publishing and acknowledging is killed with SIGKILL mid-stream and
+/// nothing it was told was published or acknowledged is lost (see
+/// [`crash_child`](crate::crash_child)).
 pub async fn durable_across_restart(backend: &Backend) -> Outcome {
     const COUNT: usize = 100;
     let ctx = match Ctx::start(
@@ -212,5 +216,9 @@ pub async fn durable_across_restart(backend: &Backend) -> Outcome {
         ctx.ack(delivery).await;
         after.ack(n);
     }
+    drop(subscription);
+    ctx.close_subscriber(&*subscriber).await;
+    ctx.close_publisher(&*publisher).await;
+    crate::crash::killed_mid_stream(&ctx, backend).await;
     Outcome::Passed
 }
