@@ -245,7 +245,7 @@ async fn retries_wait_with_growing_jittered_backoff_then_give_up() {
         .service(handler);
     let incoming = Incoming {
         message: message("k", 0),
-        topic: "t".to_owned(),
+        topic: "t".into(),
         attempt: 1,
     };
     let result = service.ready().await.unwrap().call(incoming).await;
@@ -291,7 +291,7 @@ async fn key_lanes_run_one_key_at_a_time_in_call_order_and_keys_in_parallel() {
     for (key, n) in [("a", 0), ("a", 1), ("b", 0), ("a", 2)] {
         let call = lanes.ready().await.unwrap().call(Incoming {
             message: message(key, n),
-            topic: "t".to_owned(),
+            topic: "t".into(),
             attempt: 1,
         });
         calls.push(tokio::spawn(call));

@@ -210,7 +210,7 @@ impl Member {
             };
             self.buffer.push_back(Delivery::new(
                 message,
-                self.topic.to_string(),
+                Arc::clone(&self.topic),
                 attempt,
                 Box::new(acker),
             ));

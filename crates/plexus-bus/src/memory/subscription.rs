@@ -32,6 +32,8 @@ struct Member {
     /// Deliveries taken and not yet yielded (out with this member, their
     /// ack deadline running; dropped with the stream, they go back).
     taken: VecDeque<Delivery>,
+    /// Shared by the ackers of this member's deliveries.
+    answers: Arc<Answers>,
 }
 
 impl Drop for Member {
@@ -59,16 +61,23 @@ pub(super) fn open(
     options: SubscribeOptions,
 ) -> Subscription {
     let changed = Arc::clone(&lock(&topic).changed);
+    let group: Arc<str> = group.into();
+    let answers = Arc::new(Answers {
+        inner: Arc::clone(&inner),
+        topic: Arc::clone(&topic),
+        group: Arc::clone(&group),
+    });
     let member = Member {
         inner,
         topic,
         changed,
         topic_name: topic_name.into(),
-        group: group.into(),
+        group,
         private,
         id,
         options,
         taken: VecDeque::new(),
+        answers,
     };
     Subscription::new(stream::unfold(member, |mut member| async move {
         let delivery = next(&mut member).await?;
@@ -128,21 +137,30 @@ async fn next(member: &mut Member) -> Option<Delivery> {
 
 fn delivery(member: &Member, lease: Lease, message: Message) -> Delivery {
     let acker = MemoryAcker {
-        inner: Arc::clone(&member.inner),
-        topic: Arc::clone(&member.topic),
-        group: Arc::clone(&member.group),
+        answers: Arc::clone(&member.answers),
         lease,
         answered: false,
     };
-    Delivery::new(message, &*member.topic_name, lease.attempt, Box::new(acker))
+    Delivery::new(
+        message,
+        Arc::clone(&member.topic_name),
+        lease.attempt,
+        Box::new(acker),
+    )
+}
+
+/// What a member's ackers need, behind one `Arc` (one reference count
+/// to change per delivery, not three).
+struct Answers {
+    inner: Arc<Inner>,
+    topic: SharedTopic,
+    group: Arc<str>,
 }
 
 /// Answers one delivery; a delivery dropped unanswered is put back at
 /// once.
 struct MemoryAcker {
-    inner: Arc<Inner>,
-    topic: SharedTopic,
-    group: Arc<str>,
+    answers: Arc<Answers>,
     lease: Lease,
     answered: bool,
 }
@@ -150,18 +168,19 @@ struct MemoryAcker {
 impl MemoryAcker {
     fn answer(&mut self, ack: bool, delay: Duration) -> Result<(), BusError> {
         self.answered = true;
-        if self.inner.closed.load(Ordering::Acquire) {
+        let answers = &*self.answers;
+        if answers.inner.closed.load(Ordering::Acquire) {
             return Err(BusError::Closed {
                 backend: NAME.to_owned(),
                 what: "subscriber",
             });
         }
-        let mut topic = lock(&self.topic);
+        let mut topic = lock(&answers.topic);
         if ack {
-            topic.ack(&self.group, self.lease);
+            topic.ack(&answers.group, self.lease);
             return Ok(());
         }
-        let Some(group) = topic.groups.get_mut(&*self.group) else {
+        let Some(group) = topic.groups.get_mut(&*answers.group) else {
             return Ok(());
         };
         let now = Instant::now();

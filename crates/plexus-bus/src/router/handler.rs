@@ -13,7 +13,7 @@ pub struct Incoming {
     /// The message.
     pub message: Message,
     /// The topic it came from.
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     /// Which delivery of it this is to the route's group (1 the first
     /// time).
     pub attempt: u32,

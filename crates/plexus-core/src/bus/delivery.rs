@@ -2,6 +2,7 @@
 //! [`ack`](Delivery::ack) or [`nack`](Delivery::nack).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{BoxFuture, BusError};
@@ -28,7 +29,8 @@ pub trait Acker: Send + Sync + 'static {
 /// what ack, nack and dropping mean).
 pub struct Delivery {
     message: Message,
-    topic: String,
+    /// Shared with the subscription's other deliveries.
+    topic: Arc<str>,
     attempt: u32,
     acker: Box<dyn Acker>,
 }
@@ -38,7 +40,7 @@ impl Delivery {
     /// first), answered through `acker`.
     pub fn new(
         message: Message,
-        topic: impl Into<String>,
+        topic: impl Into<Arc<str>>,
         attempt: u32,
         acker: Box<dyn Acker>,
     ) -> Self {
@@ -80,7 +82,7 @@ impl Delivery {
 
     /// Splits the delivery into its message, topic, attempt and acker, for
     /// middleware that rebuilds it with [`Delivery::new`].
-    pub fn into_parts(self) -> (Message, String, u32, Box<dyn Acker>) {
+    pub fn into_parts(self) -> (Message, Arc<str>, u32, Box<dyn Acker>) {
         (self.message, self.topic, self.attempt, self.acker)
     }
 }

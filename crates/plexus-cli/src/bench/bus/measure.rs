@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
@@ -15,8 +15,8 @@ use plexus_core::Message;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use plexus_sqlite::SqliteBus;
 use serde::Serialize;
+use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::{BATCH, Backend, CONSUMERS};
 
@@ -35,6 +35,14 @@ pub struct Measured {
     pub p50_us: f64,
     /// 99th percentile end-to-end latency, µs.
     pub p99_us: f64,
+}
+
+/// The end of a measurement, for its consumers (the flag is read after
+/// arming the notification, so none misses it).
+#[derive(Default)]
+struct Done {
+    flag: AtomicBool,
+    notify: Notify,
 }
 
 /// A histogram of microseconds, 1 µs to 10 min.
@@ -99,19 +107,23 @@ pub async fn plexus(
     let (publisher, subscriber) = open(backend, path).await?;
     let topic = "bench";
     let acked = Arc::new(AtomicU64::new(0));
-    // A token, not a `Notify`: a consumer first polled after the last
-    // acknowledgement must still see that the measurement is over.
-    let done = CancellationToken::new();
+    let done = Arc::new(Done::default());
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let options = SubscribeOptions::group("bench").max_in_flight(MAX_IN_FLIGHT);
         let mut subscription = subscriber.subscribe(topic, options).await?;
-        let (acked, done) = (Arc::clone(&acked), done.clone());
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
             let mut acks = FuturesUnordered::new();
-            let finished = done.clone().cancelled_owned();
+            // Armed before the flag is read: a consumer first polled after
+            // the last acknowledgement sees the flag, any other is woken.
+            let finished = done.notify.notified();
             tokio::pin!(finished);
+            finished.as_mut().enable();
+            if done.flag.load(Ordering::Acquire) {
+                return Ok(latency);
+            }
             loop {
                 tokio::select! {
                     () = &mut finished => break,
@@ -119,7 +131,8 @@ pub async fn plexus(
                         let result: Result<(), plexus_core::bus::BusError> = result;
                         result?;
                         if acked.fetch_add(1, Ordering::AcqRel) + 1 == messages {
-                            done.cancel();
+                            done.flag.store(true, Ordering::Release);
+                            done.notify.notify_waiters();
                             break;
                         }
                     }
