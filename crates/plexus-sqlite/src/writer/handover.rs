@@ -8,9 +8,10 @@
 //! stored due [`LEASE_PAD_MS`] later than that; after the commit, the
 //! leases of a commit that took longer than the pad allows are moved to
 //! `commit end + ack deadline + HANDOVER_SLACK_MS` at the start of the
-//! next transaction, before any claim of it can see them (claims of other
-//! processes sharing the file could still see the earlier due in
-//! between; lost, like returns, if that transaction fails).
+//! writer's next transaction, before any claim of it can see them. Claims
+//! of other processes sharing the file could still see the earlier due
+//! if this writer stays idle past it; the extensions are lost, like
+//! returns, if that transaction fails.
 
 use plexus_core::bus::BusError;
 

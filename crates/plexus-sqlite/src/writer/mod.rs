@@ -67,7 +67,9 @@ pub(crate) struct Writer {
     /// next transaction.
     returns: Vec<park::Returned>,
     /// Leases of the last commit to move to a later due (see
-    /// [`handover`]): done first in the next transaction.
+    /// [`handover`]): done first in the next transaction, before any
+    /// claim of this writer could see them (no commit of their own: that
+    /// would cost an fsync after every slow commit).
     extensions: Vec<handover::Extension>,
     effects: Effects,
     retention_due: Instant,
@@ -166,9 +168,8 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch).await;
             }
-            if !self.returns.is_empty() || !self.extensions.is_empty() {
-                // Leases whose claimer went away go back at once; leases
-                // of a slow commit get their full ack deadline.
+            if !self.returns.is_empty() {
+                // Leases whose claimer went away go back at once.
                 self.commit(Vec::new()).await;
             }
             if let Some(reply) = close {
