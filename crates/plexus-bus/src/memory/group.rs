@@ -5,7 +5,10 @@
 //! reads it from the topic's log), so passing and acknowledging a message
 //! allocates nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+// A fast hasher: these maps are looked up for every delivery and answer.
+use foldhash::HashMap;
 
 use tokio::time::Instant;
 
@@ -67,9 +70,9 @@ impl Group {
             ready: BTreeSet::new(),
             delayed: BTreeSet::new(),
             deadlines: BTreeSet::new(),
-            keys: HashMap::new(),
-            in_flight: HashMap::new(),
-            limits: HashMap::new(),
+            keys: HashMap::default(),
+            in_flight: HashMap::default(),
+            limits: HashMap::default(),
             next_token: 1,
         }
     }

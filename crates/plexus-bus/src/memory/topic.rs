@@ -1,6 +1,9 @@
 //! One topic: a bounded log of messages and the groups reading it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// A fast hasher: a topic's groups are looked up for every delivery.
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use plexus_core::Message;
@@ -32,7 +35,7 @@ impl Topic {
         Topic {
             base: 0,
             log: VecDeque::new(),
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             changed: Arc::new(Notify::new()),
             room: Arc::new(Notify::new()),
             publishers_waiting: 0,
