@@ -158,6 +158,9 @@ impl MemoryBus {
         }
         let give_up = tokio::time::Instant::now() + self.inner.config.publish_timeout;
         let shared = self.inner.topic(topic);
+        // Woken when there is room for this batch, or for an eighth of the
+        // topic if the batch is smaller (fewer, fuller wake-ups).
+        let wanted = batch.len().max(capacity / 8).min(capacity);
         loop {
             self.check_open("publisher")?;
             let changed = {
@@ -172,27 +175,27 @@ impl MemoryBus {
                     state.changed.notify_waiters();
                     return Ok(());
                 }
-                state.publishers_waiting += 1;
+                state.wait_for_len(capacity - wanted);
                 Arc::clone(&state.room)
             };
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // Room may have been made between the check and `enable`.
+            // Room may have been made between the check and `enable`,
+            // and a wake-up then may have used up the registration.
             {
                 let mut state = lock(&shared);
                 state.truncate();
                 if capacity - state.len() >= batch.len() {
-                    state.publishers_waiting -= 1;
                     continue;
                 }
+                state.wait_for_len(capacity - wanted);
             }
             let waited = tokio::select! {
                 () = &mut notified => None,
                 () = tokio::time::sleep_until(give_up) => Some(false),
                 () = self.inner.closing.notified() => Some(true),
             };
-            lock(&shared).publishers_waiting -= 1;
             match waited {
                 None => {}
                 Some(false) => {

@@ -26,8 +26,11 @@ pub(super) struct Topic {
     pub(super) changed: Arc<Notify>,
     /// Wakes publishers waiting for room.
     pub(super) room: Arc<Notify>,
-    /// Publishers waiting for room.
-    pub(super) publishers_waiting: usize,
+    /// With publishers waiting for room: the log length at which the
+    /// first of them fits. They are woken once, when acks bring the log
+    /// down to it — not on every ack, which would wake all of them for
+    /// one message of room each.
+    pub(super) wake_at_len: Option<usize>,
 }
 
 impl Topic {
@@ -38,7 +41,7 @@ impl Topic {
             groups: HashMap::default(),
             changed: Arc::new(Notify::new()),
             room: Arc::new(Notify::new()),
-            publishers_waiting: 0,
+            wake_at_len: None,
         }
     }
 
@@ -71,13 +74,18 @@ impl Topic {
         if wake_members {
             self.changed.notify_waiters();
         }
-        if self.publishers_waiting > 0 {
-            let before = self.base;
+        if let Some(at) = self.wake_at_len {
             self.truncate();
-            if self.base != before {
+            if self.log.len() <= at {
+                self.wake_at_len = None;
                 self.room.notify_waiters();
             }
         }
+    }
+
+    /// Registers a publisher waiting until the log is at most `len` long.
+    pub(super) fn wait_for_len(&mut self, len: usize) {
+        self.wake_at_len = Some(self.wake_at_len.map_or(len, |at| at.max(len)));
     }
 
     /// Drops what every group is done with.
