@@ -29,6 +29,10 @@ use plexus_core::bus::{
 use group::Group;
 use topic::Topic;
 
+/// Messages a topic's slowest group may be behind before a publish
+/// yields its thread once it has appended.
+const YIELD_BACKLOG: usize = 1024;
+
 /// The backend's name in errors.
 const NAME: &str = "memory bus";
 
@@ -127,7 +131,7 @@ impl MemoryBus {
         Ok(())
     }
 
-    async fn publish_batch(&self, topic: &str, batch: Vec<Message>) -> Result<(), BusError> {
+    async fn publish_batch(&self, topic: &str, mut batch: Vec<Message>) -> Result<(), BusError> {
         self.check_open("publisher")?;
         check_topic(topic)?;
         let limit = self.inner.config.max_message_bytes;
@@ -163,7 +167,7 @@ impl MemoryBus {
         let wanted = batch.len().max(capacity / 8).min(capacity);
         loop {
             self.check_open("publisher")?;
-            let changed = {
+            let waiting = {
                 let mut state = lock(&shared);
                 state.truncate();
                 let room = capacity - state.len();
@@ -171,12 +175,24 @@ impl MemoryBus {
                     if room < batch.len() {
                         state.drop_oldest(batch.len() - room);
                     }
-                    state.append(batch);
+                    state.append(std::mem::take(&mut batch));
                     state.changed.notify_waiters();
+                    Err(state.backlog())
+                } else {
+                    state.wait_for_len(capacity - wanted);
+                    Ok(Arc::clone(&state.room))
+                }
+            };
+            let changed = match waiting {
+                Ok(room) => room,
+                Err(backlog) => {
+                    if backlog > YIELD_BACKLOG {
+                        // Consumers are behind: give them the thread now,
+                        // while what was published is still in cache.
+                        tokio::task::yield_now().await;
+                    }
                     return Ok(());
                 }
-                state.wait_for_len(capacity - wanted);
-                Arc::clone(&state.room)
             };
             let notified = changed.notified();
             tokio::pin!(notified);

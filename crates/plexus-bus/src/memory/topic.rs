@@ -83,6 +83,16 @@ impl Topic {
         }
     }
 
+    /// Messages the slowest group has not taken yet.
+    pub(super) fn backlog(&self) -> usize {
+        let end = self.end();
+        self.groups
+            .values()
+            .map(|g| end.saturating_sub(g.cursor) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Registers a publisher waiting until the log is at most `len` long.
     pub(super) fn wait_for_len(&mut self, len: usize) {
         self.wake_at_len = Some(self.wake_at_len.map_or(len, |at| at.max(len)));
