@@ -335,7 +335,10 @@ async fn key_lanes_run_one_key_at_a_time_in_call_order_and_keys_in_parallel() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time on one thread: the virtual sleep below ends only once every
+// other task is blocked, so a router that did not wait for the call would
+// have finished by then.
+#[tokio::test(start_paused = true)]
 async fn shutdown_lets_calls_in_progress_finish_and_acknowledges_them() {
     let bus = Arc::new(MemoryBus::new());
     let started = Arc::new(tokio::sync::Notify::new());
@@ -363,7 +366,8 @@ async fn shutdown_lets_calls_in_progress_finish_and_acknowledges_them() {
         .await
         .expect("the handler never started");
     stop.send(()).unwrap();
-    // Shutdown waits for the call in progress.
+    // Shutdown waits for the call in progress: every task has run until
+    // blocked by the time this virtual sleep ends.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(
         !task.is_finished(),
@@ -410,7 +414,8 @@ async fn tower_timeout_fails_a_slow_call_and_the_message_comes_again() {
         .unwrap();
     let handler = handler_fn(|incoming: Incoming| async move {
         if incoming.attempt == 1 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
+            // Never finishes: only the timeout ends it.
+            std::future::pending::<()>().await;
         }
         let done = Message::builder("test.Done", "/router")
             .payload("text/plain", format!("attempt {}", incoming.attempt))
@@ -456,7 +461,10 @@ async fn tower_concurrency_limit_bounds_calls_in_progress() {
         async move {
             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            // Let other calls start while this one is in progress.
+            for _ in 0..8 {
+                tokio::task::yield_now().await;
+            }
             running.fetch_sub(1, Ordering::SeqCst);
             Ok::<_, BoxError>(vec![Outgoing::new("done", incoming.message)])
         }
