@@ -114,47 +114,33 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut raw = Vec::new();
             for round in 0..rounds {
                 let path = dir.path().join(format!("r{round}-{payload}-{publishers}"));
+                let run_plexus = || {
+                    measure::plexus(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                };
+                let run_raw = || {
+                    baseline::run(
+                        args.backend,
+                        &path,
+                        payload,
+                        publishers,
+                        messages,
+                        args.keys,
+                    )
+                };
                 // Alternate which goes first.
                 let (a, b) = if round % 2 == 0 {
-                    let a = measure::plexus(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
-                    )
-                    .await?;
-                    let b = baseline::run(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
-                    )
-                    .await?;
-                    (a, b)
+                    let a = run_plexus().await?;
+                    (a, run_raw().await?)
                 } else {
-                    let b = baseline::run(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
-                    )
-                    .await?;
-                    let a = measure::plexus(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
-                    )
-                    .await?;
-                    (a, b)
+                    let b = run_raw().await?;
+                    (run_plexus().await?, b)
                 };
                 plexus.push(a);
                 raw.push(b);
