@@ -14,28 +14,35 @@ use crate::error::Error;
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct MessageBuilder {
     parts: MessageParts,
+    /// Whether `id` and `time` were given; what was not is filled in by
+    /// `build`, from one reading of the clock.
+    id_set: bool,
+    time_set: bool,
 }
 
 impl MessageBuilder {
     pub(super) fn new(ty: String, source: String) -> Self {
         MessageBuilder {
             parts: MessageParts {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: String::new(),
                 source,
                 ty,
                 subject: None,
-                time: SystemTime::now(),
+                time: SystemTime::UNIX_EPOCH,
                 data_content_type: None,
                 key: None,
                 headers: BTreeMap::new(),
                 payload: Bytes::new(),
             },
+            id_set: false,
+            time_set: false,
         }
     }
 
     /// Replaces the generated UUIDv7 id.
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.parts.id = id.into();
+        self.id_set = true;
         self
     }
 
@@ -45,9 +52,10 @@ impl MessageBuilder {
         self
     }
 
-    /// Sets the CloudEvents `time` (default: now).
+    /// Sets the CloudEvents `time` (default: when `build` is called).
     pub fn time(mut self, time: SystemTime) -> Self {
         self.parts.time = time;
+        self.time_set = true;
         self
     }
 
@@ -77,8 +85,19 @@ impl MessageBuilder {
         Ok(self)
     }
 
-    /// Checks the attributes and returns the message.
+    /// Checks the attributes and returns the message; a message without
+    /// an explicit id gets a fresh UUIDv7, one without a time gets now.
     pub fn build(self) -> Result<Message, Error> {
-        Message::from_parts(self.parts)
+        let mut parts = self.parts;
+        if !(self.id_set && self.time_set) {
+            let now = SystemTime::now();
+            if !self.time_set {
+                parts.time = now;
+            }
+            if !self.id_set {
+                parts.id = super::id::generate(now);
+            }
+        }
+        Message::from_parts(parts)
     }
 }

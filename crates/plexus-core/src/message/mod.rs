@@ -2,6 +2,7 @@
 //! payload — the one model every plexus transport carries.
 
 mod builder;
+mod id;
 mod time;
 mod validate;
 

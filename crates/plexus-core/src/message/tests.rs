@@ -103,6 +103,9 @@ fn malformed_attributes_are_refused_with_reason() {
             "at most",
         ),
         (valid().key("a\u{0}b"), "control character"),
+        (valid().key("a\u{7f}b"), "control character"),
+        (valid().subject("é\u{85}"), "control character"),
+        (valid().subject("a\u{1b}é"), "control character"),
     ];
     for (builder, needle) in cases {
         let err = builder.build().unwrap_err();

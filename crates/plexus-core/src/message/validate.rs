@@ -56,7 +56,7 @@ fn required(attribute: &'static str, value: &str) -> Result<(), Error> {
             ),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if has_control(value) {
         return Err(Error::attribute(
             attribute,
             format!(
@@ -66,6 +66,18 @@ fn required(attribute: &'static str, value: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// Whether `value` holds a control character (C0, DEL or C1). One pass
+/// over the bytes settles ASCII text, the common case; text with other
+/// characters is decoded.
+fn has_control(value: &str) -> bool {
+    let (mut ascii_control, mut non_ascii) = (false, false);
+    for b in value.bytes() {
+        ascii_control |= b < 0x20 || b == 0x7f;
+        non_ascii |= b >= 0x80;
+    }
+    ascii_control || (non_ascii && value.chars().any(char::is_control))
 }
 
 fn media_type(value: &str) -> Result<(), Error> {
