@@ -63,8 +63,12 @@ pub fn histogram() -> Histogram<u64> {
 
 /// Microseconds since `time`.
 pub fn since_us(time: SystemTime) -> u64 {
+    // Seconds and microseconds apart: no 128-bit division per message.
     SystemTime::now().duration_since(time).map_or(1, |d| {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+        d.as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()))
+            .max(1)
     })
 }
 
