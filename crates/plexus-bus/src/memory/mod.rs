@@ -167,13 +167,15 @@ impl MemoryBus {
         let wanted = batch.len().max(capacity / 8).min(capacity);
         loop {
             self.check_open("publisher")?;
+            // Messages removed from the log, freed after unlocking.
+            let mut removed;
             let waiting = {
                 let mut state = lock(&shared);
-                state.truncate();
+                removed = state.truncate();
                 let room = capacity - state.len();
                 if room >= batch.len() || state.groups.is_empty() {
                     if room < batch.len() {
-                        state.drop_oldest(batch.len() - room);
+                        removed.extend(state.drop_oldest(batch.len() - room));
                     }
                     state.append(std::mem::take(&mut batch));
                     state.changed.notify_waiters();
@@ -183,6 +185,7 @@ impl MemoryBus {
                     Ok(Arc::clone(&state.room))
                 }
             };
+            drop(removed);
             let changed = match waiting {
                 Ok(room) => room,
                 Err(backlog) => {
@@ -199,14 +202,16 @@ impl MemoryBus {
             notified.as_mut().enable();
             // Room may have been made between the check and `enable`,
             // and a wake-up then may have used up the registration.
-            {
+            let removed = {
                 let mut state = lock(&shared);
-                state.truncate();
+                let removed = state.truncate();
                 if capacity - state.len() >= batch.len() {
                     continue;
                 }
                 state.wait_for_len(capacity - wanted);
-            }
+                removed
+            };
+            drop(removed);
             let waited = tokio::select! {
                 () = &mut notified => None,
                 () = tokio::time::sleep_until(give_up) => Some(false),

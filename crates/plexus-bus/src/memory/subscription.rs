@@ -42,9 +42,11 @@ impl Drop for Member {
         let mut topic = lock(&self.topic);
         if self.private {
             topic.groups.remove(&*self.group);
-            topic.truncate();
+            let removed = topic.truncate();
             topic.changed.notify_waiters();
             topic.room.notify_waiters();
+            drop(topic);
+            drop(removed);
         } else if let Some(group) = topic.groups.get_mut(&*self.group) {
             group.leave_member(self.id);
         }
@@ -118,7 +120,10 @@ async fn next(member: &mut Member) -> Option<Delivery> {
             if !member.taken.is_empty() {
                 continue;
             }
-            topic.groups.get(&*member.group).and_then(|g| g.next_due())
+            topic
+                .groups
+                .get_mut(&*member.group)
+                .and_then(|g| g.next_due())
         };
         if member.inner.closed.load(Ordering::Acquire) {
             return None;
@@ -177,7 +182,9 @@ impl MemoryAcker {
         }
         let mut topic = lock(&answers.topic);
         if ack {
-            topic.ack(&answers.group, self.lease);
+            let removed = topic.ack(&answers.group, self.lease);
+            drop(topic);
+            drop(removed);
             return Ok(());
         }
         let Some(group) = topic.groups.get_mut(&*answers.group) else {

@@ -60,27 +60,31 @@ impl Topic {
 
     /// Acknowledges `lease` of `group`, drops what every group is done
     /// with, and wakes whoever may now make progress.
-    pub(super) fn ack(&mut self, group: &str, lease: Lease) {
+    /// Returns what it removed from the log, to be dropped after
+    /// unlocking.
+    pub(super) fn ack(&mut self, group: &str, lease: Lease) -> Vec<Message> {
         let key = self
             .log
             .get((lease.offset.wrapping_sub(self.base)) as usize)
             .and_then(Message::key);
         let Some(state) = self.groups.get_mut(group) else {
-            return;
+            return Vec::new();
         };
         let Some(wake_members) = state.ack(lease, key) else {
-            return;
+            return Vec::new();
         };
         if wake_members {
             self.changed.notify_waiters();
         }
-        if let Some(at) = self.wake_at_len {
-            self.truncate();
-            if self.log.len() <= at {
-                self.wake_at_len = None;
-                self.room.notify_waiters();
-            }
+        let Some(at) = self.wake_at_len else {
+            return Vec::new();
+        };
+        let removed = self.truncate();
+        if self.log.len() <= at {
+            self.wake_at_len = None;
+            self.room.notify_waiters();
         }
+        removed
     }
 
     /// Messages the slowest group has not taken yet.
@@ -98,23 +102,29 @@ impl Topic {
         self.wake_at_len = Some(self.wake_at_len.map_or(len, |at| at.max(len)));
     }
 
-    /// Drops what every group is done with.
-    pub(super) fn truncate(&mut self) {
+    /// Removes what every group is done with from the log and returns
+    /// it, for the caller to drop once it has released the topic's lock
+    /// (freeing messages is most of the work).
+    #[must_use = "drop the removed messages after unlocking the topic"]
+    pub(super) fn truncate(&mut self) -> Vec<Message> {
         let Some(low) = self.groups.values().map(Group::low_watermark).min() else {
-            return;
+            return Vec::new();
         };
-        while self.base < low && self.log.pop_front().is_some() {
-            self.base += 1;
-        }
+        let n = usize::try_from(low.saturating_sub(self.base))
+            .unwrap_or(usize::MAX)
+            .min(self.log.len());
+        self.base += n as u64;
+        self.log.drain(..n).collect()
     }
 
-    /// Drops the oldest `n` messages (a topic without groups is a bounded
-    /// window of the latest messages).
-    pub(super) fn drop_oldest(&mut self, n: usize) {
-        for _ in 0..n.min(self.log.len()) {
-            self.log.pop_front();
-            self.base += 1;
-        }
+    /// Removes the oldest `n` messages (a topic without groups is a
+    /// bounded window of the latest messages) and returns them, to be
+    /// dropped after unlocking.
+    #[must_use = "drop the removed messages after unlocking the topic"]
+    pub(super) fn drop_oldest(&mut self, n: usize) -> Vec<Message> {
+        let n = n.min(self.log.len());
+        self.base += n as u64;
+        self.log.drain(..n).collect()
     }
 
     pub(super) fn append(&mut self, batch: Vec<Message>) {
