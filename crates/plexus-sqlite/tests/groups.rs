@@ -335,3 +335,41 @@ async fn a_member_dropped_while_waiting_takes_nothing_with_it() {
         delivery.ack().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_group_takes_no_more_than_its_window_ahead_of_its_acks() {
+    let db = TempDb::new();
+    let mut config = db.config();
+    config.group_window = 20;
+    let bus = db.open_with(config).await;
+    let mut member = bus
+        .subscribe("t", SubscribeOptions::group("g").max_in_flight(100))
+        .await
+        .unwrap();
+    bus.publish("t", (0..100).map(|n| numbered(n, None)).collect())
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for n in 0..20 {
+        let delivery = next_within(&mut member, WAIT).await;
+        assert_eq!(number(delivery.message()), n, "in order");
+        held.push(delivery);
+    }
+    nothing_within(&mut member, Duration::from_millis(300)).await;
+    let pending = "SELECT count(*) FROM plexus_pending";
+    assert_eq!(common::scalar(&db.path, pending).await, 20, "the window");
+    for delivery in held.drain(..5) {
+        delivery.ack().await.unwrap();
+    }
+    for n in 20..25 {
+        let delivery = next_within(&mut member, WAIT).await;
+        assert_eq!(number(delivery.message()), n, "room for five more");
+        held.push(delivery);
+    }
+    nothing_within(&mut member, Duration::from_millis(300)).await;
+    assert_eq!(
+        common::scalar(&db.path, pending).await,
+        20,
+        "still the window"
+    );
+}

@@ -68,34 +68,6 @@ RETURNING seq, attempt";
 /// alone, however many wait behind busy keys.
 pub(super) const WAITING: i64 = i64::MAX;
 
-/// Picks the next messages of the topic past the group's cursor (at most
-/// ?3, and no more than the group's window ?4 has room for), as one JSON
-/// array of seqs: positive for those to lease at once, negative for those
-/// whose key has an earlier message pending in the group or picked before
-/// them — they wait, free, for their turn. One row however many are
-/// picked (rows are costly to return one by one).
-const PICK: &str = "
-SELECT json_group_array(CASE WHEN leased THEN seq ELSE -seq END)
-FROM (
-    SELECT seq,
-           key IS NULL OR (row_number() OVER (PARTITION BY key ORDER BY seq) = 1
-               AND NOT EXISTS (SELECT 1 FROM plexus_pending q WHERE q.group_id = ?1 AND q.key = m.key))
-               AS leased
-    FROM (SELECT seq, key FROM plexus_messages
-          WHERE topic_id = ?2 AND seq > (SELECT cursor FROM plexus_groups WHERE id = ?1)
-          ORDER BY seq
-          LIMIT max(0, min(?3, ?4 - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)))) m
-    ORDER BY seq)";
-
-/// Takes the picked messages (?2, as [`PICK`] gave them) into the group's
-/// pending set: the positive ones leased (attempt 1, due ?3, owner ?4),
-/// the others waiting ([`WAITING`], ?5).
-const TAKE: &str = "
-INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
-SELECT ?1, m.seq, m.key, j.value > 0, CASE WHEN j.value > 0 THEN ?3 ELSE ?5 END,
-       CASE WHEN j.value > 0 THEN ?4 END
-FROM json_each(?2) AS j JOIN plexus_messages m ON m.seq = abs(j.value)";
-
 impl Writer {
     pub(super) async fn join(
         &mut self,
@@ -282,55 +254,6 @@ impl Writer {
             .await
             .map_err(|e| self.error("leasing messages to a group", &e))?;
         self.leased_rows(&rows)
-    }
-
-    /// Takes the next messages of the topic into the group ([`PICK`],
-    /// [`TAKE`], then the cursor): the `(seq, attempt)` of those leased.
-    async fn take(
-        &mut self,
-        topic_id: i64,
-        group_id: i64,
-        due: i64,
-        max: usize,
-    ) -> Result<Vec<(i64, u32)>, BusError> {
-        let doing = "taking messages into a group";
-        let picked: String = sqlx::query_scalar(PICK)
-            .bind(group_id)
-            .bind(topic_id)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
-            .bind(i64::try_from(self.config.group_window).unwrap_or(i64::MAX))
-            .fetch_one(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?;
-        let seqs: Vec<i64> = serde_json::from_str(&picked).map_err(|e| {
-            BusError::backend(
-                self.name.as_ref(),
-                format!("{doing} failed: the picked seqs `{picked:.80}` are not a JSON list of integers: {e}"),
-            )
-        })?;
-        let Some(cursor) = seqs.iter().map(|s| s.abs()).max() else {
-            return Ok(Vec::new());
-        };
-        sqlx::query(TAKE)
-            .bind(group_id)
-            .bind(&picked)
-            .bind(due)
-            .bind(self.instance)
-            .bind(WAITING)
-            .execute(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?;
-        sqlx::query("UPDATE plexus_groups SET cursor = ?2 WHERE id = ?1 AND cursor < ?2")
-            .bind(group_id)
-            .bind(cursor)
-            .execute(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?;
-        Ok(seqs
-            .into_iter()
-            .filter(|seq| *seq > 0)
-            .map(|seq| (seq, 1))
-            .collect())
     }
 
     fn leased_rows(&self, rows: &[SqliteRow]) -> Result<Vec<(i64, u32)>, BusError> {

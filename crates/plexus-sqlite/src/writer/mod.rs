@@ -12,6 +12,7 @@ mod command;
 mod group;
 mod handover;
 mod park;
+mod pick;
 mod publish;
 mod retention;
 
