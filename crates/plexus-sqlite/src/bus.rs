@@ -78,7 +78,7 @@ impl SqliteBus {
     }
 
     /// Opens the bus database of `config` (creating the file and its
-    /// directory if missing) and starts its writer task, which ends when
+    /// directory if missing) and starts its writer thread, which ends when
     /// the bus is closed or its last clone, subscription and delivery are
     /// dropped.
     pub async fn with_config(config: SqliteConfig) -> Result<Self, BusError> {
@@ -107,7 +107,31 @@ impl SqliteBus {
                 )
             })?;
         let (commands, receiver) = mpsc::channel(config.queue_capacity);
-        tokio::spawn(writer.run(receiver));
+        // The writer runs on a thread of its own: it waits on the database
+        // statement after statement, and each wait ends the moment the
+        // statement does, instead of when a busy runtime next polls it
+        // (publishers and consumers of the caller's runtime would
+        // otherwise stretch every commit).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                BusError::backend(
+                    name.as_ref(),
+                    format!("starting the writer's runtime failed: {e}"),
+                )
+            })?;
+        std::thread::Builder::new()
+            .name("plexus-sqlite-writer".to_owned())
+            .spawn(move || runtime.block_on(writer.run(receiver)))
+            .map_err(|e| {
+                BusError::backend(
+                    name.as_ref(),
+                    format!(
+                        "starting the writer thread failed: {e}; the process may be out of threads"
+                    ),
+                )
+            })?;
         let queued_bytes = Arc::new(Semaphore::new(config.max_queued_bytes));
         Ok(SqliteBus {
             shared: Arc::new(Shared {
