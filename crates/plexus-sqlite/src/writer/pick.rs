@@ -32,14 +32,17 @@ const BUSY_KEYS: &str = "
 SELECT json_group_array(j.value) FROM json_each(?2) AS j
 WHERE EXISTS (SELECT 1 FROM plexus_pending q WHERE q.group_id = ?1 AND q.key = j.value)";
 
-/// Takes the picked messages (?2, a JSON list of seqs) into the group's
-/// pending set: the positive ones leased (attempt 1, due ?3, owner ?4),
-/// the negated ones waiting ([`WAITING`], ?5).
+/// Takes the picked messages into the group's pending set; ?2 is a JSON
+/// list of seqs (no key) and `[seq, key]` pairs, the seq positive for
+/// those leased at once (attempt 1, due ?3, owner ?4) and negated for
+/// those that wait for their key ([`WAITING`], ?5). The keys travel with
+/// the seqs, so the messages are not read again.
 const TAKE: &str = "
 INSERT INTO plexus_pending (group_id, seq, key, attempt, due_ms, owner)
-SELECT ?1, m.seq, m.key, j.value > 0, CASE WHEN j.value > 0 THEN ?3 ELSE ?5 END,
-       CASE WHEN j.value > 0 THEN ?4 END
-FROM json_each(?2) AS j JOIN plexus_messages m ON m.seq = abs(j.value)";
+SELECT ?1, abs(s), k, s > 0, CASE WHEN s > 0 THEN ?3 ELSE ?5 END, CASE WHEN s > 0 THEN ?4 END
+FROM (SELECT CASE j.type WHEN 'array' THEN j.value ->> 0 ELSE j.value END AS s,
+             CASE j.type WHEN 'array' THEN j.value ->> 1 END AS k
+      FROM json_each(?2) AS j)";
 
 /// One picked message.
 #[derive(Debug)]
@@ -80,15 +83,15 @@ impl Writer {
         // A message waits when its key has one pending, or one picked
         // before it.
         let mut seen: HashSet<&str> = HashSet::new();
-        let signed: Vec<i64> = picked
+        let signed: Vec<(i64, Option<&str>)> = picked
             .iter()
             .map(|p| match p.key.as_deref() {
-                None => p.seq,
-                Some(key) if busy.contains(key) || !seen.insert(key) => -p.seq,
-                Some(_) => p.seq,
+                None => (p.seq, None),
+                Some(key) if busy.contains(key) || !seen.insert(key) => (-p.seq, Some(key)),
+                Some(key) => (p.seq, Some(key)),
             })
             .collect();
-        let list = serde_json::to_string(&signed).expect("a list of integers serializes");
+        let list = take_list(&signed);
         sqlx::query(TAKE)
             .bind(group_id)
             .bind(&list)
@@ -106,8 +109,8 @@ impl Writer {
             .map_err(|e| self.error(doing, &e))?;
         Ok(signed
             .into_iter()
-            .filter(|seq| *seq > 0)
-            .map(|seq| (seq, 1))
+            .filter(|(seq, _)| *seq > 0)
+            .map(|(seq, _)| (seq, 1))
             .collect())
     }
 
@@ -139,6 +142,19 @@ impl Writer {
             )
         })
     }
+}
+
+/// [`TAKE`]'s list: a seq for a message without a key, `[seq, key]` for
+/// one with.
+fn take_list(signed: &[(i64, Option<&str>)]) -> String {
+    let values: Vec<serde_json::Value> = signed
+        .iter()
+        .map(|&(seq, key)| match key {
+            None => seq.into(),
+            Some(key) => serde_json::json!([seq, key]),
+        })
+        .collect();
+    serde_json::to_string(&values).expect("seqs and keys serialize")
 }
 
 /// Reads [`PICK`]'s list: seqs, or `[seq, key]` pairs.
@@ -182,5 +198,9 @@ mod tests {
         assert!(parse_picked(r#"[4,"x"]"#).unwrap_err().contains("neither"));
         assert!(parse_picked("[[5]]").unwrap_err().contains("pair"));
         assert!(parse_picked("{").unwrap_err().contains("JSON"));
+        assert_eq!(
+            super::take_list(&[(4, None), (-5, Some("k\"1"))]),
+            r#"[4,[-5,"k\"1"]]"#
+        );
     }
 }
