@@ -141,11 +141,10 @@ impl Writer {
                 }
             };
             let Some(first) = first else { break };
-            // Let the tasks the last commit answered (publishers sending
-            // their next batch, members their acks and claims) queue their
-            // commands first: they share this commit instead of waiting
-            // for the next.
-            tokio::task::yield_now().await;
+            // What is queued now shares this commit. Waiting up to 1 ms for
+            // the publishers the last commit answered (fewer, fuller
+            // commits) made the bus bench slower, 0.50-0.54 against
+            // 0.57-0.59 of raw inserts at 64 B x 16 publishers.
             let mut batch = Vec::new();
             let mut messages = first.messages();
             let mut close = None;
