@@ -44,26 +44,39 @@ async fn take(subscription: &mut Subscription, n: usize) -> Vec<Message> {
     got
 }
 
-fn start(
-    router: Router,
-) -> (
-    oneshot::Sender<()>,
-    tokio::task::JoinHandle<Result<(), RouterError>>,
-) {
+/// A router running on a task of its own until told to stop.
+struct Running {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), RouterError>>,
+}
+
+impl Running {
+    /// Stops the router and waits for it to end cleanly.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn start(router: Router) -> Running {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(router.run(async {
         let _ = stopped.await;
     }));
-    (stop, task)
+    Running { stop, task }
+}
+
+/// Every message published to `topic` from now on, in a private group.
+async fn watch(bus: &MemoryBus, topic: &str) -> Subscription {
+    bus.subscribe(topic, SubscribeOptions::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_published_and_inputs_acknowledged() {
     let bus = Arc::new(MemoryBus::new());
-    let mut out = bus
-        .subscribe("shipped", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let mut out = watch(&bus, "shipped").await;
     let handler = handler_fn(|incoming: Incoming| async move {
         let reply = Message::builder("test.Shipped", "/router")
             .payload("text/plain", format!("shipped {}", text(&incoming.message)))
@@ -79,13 +92,12 @@ async fn outputs_are_published_and_inputs_acknowledged() {
     bus.publish("orders", (0..50).map(|n| message("k", n)).collect())
         .await
         .unwrap();
-    let (stop, task) = start(router);
+    let running = start(router);
     let got = take(&mut out, 50).await;
     let texts: Vec<String> = got.iter().map(text).collect();
     let expected: Vec<String> = (0..50).map(|n| format!("shipped k-{n}")).collect();
     assert_eq!(texts, expected, "per-key order through the router");
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    running.stop().await;
     // Everything was acknowledged: a new member of the group gets nothing.
     let mut again = bus
         .subscribe("orders", SubscribeOptions::group("shipping"))
@@ -102,14 +114,8 @@ async fn outputs_are_published_and_inputs_acknowledged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_message_is_dead_lettered_after_max_attempts_and_others_flow() {
     let bus = Arc::new(MemoryBus::new());
-    let mut dead = bus
-        .subscribe("orders.dead", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let mut out = bus
-        .subscribe("done", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let mut dead = watch(&bus, "orders.dead").await;
+    let mut out = watch(&bus, "done").await;
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
     let handler = handler_fn(move |incoming: Incoming| {
@@ -139,7 +145,7 @@ async fn a_failing_message_is_dead_lettered_after_max_attempts_and_others_flow()
     bus.publish("orders", (0..20).map(|n| message("good", n)).collect())
         .await
         .unwrap();
-    let (stop, task) = start(router);
+    let running = start(router);
     let done = take(&mut out, 20).await;
     assert!(done.iter().all(|m| m.key() == Some("good")));
     let letters = take(&mut dead, 1).await;
@@ -161,21 +167,14 @@ async fn a_failing_message_is_dead_lettered_after_max_attempts_and_others_flow()
         3,
         "handled exactly max_attempts times"
     );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_message_is_dead_lettered_without_reaching_the_handler() {
     let bus = Arc::new(MemoryBus::new());
-    let mut dead = bus
-        .subscribe("dead", SubscribeOptions::default())
-        .await
-        .unwrap();
-    let mut out = bus
-        .subscribe("done", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let mut dead = watch(&bus, "dead").await;
+    let mut out = watch(&bus, "done").await;
     let handled = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&handled);
     let handler = handler_fn(move |incoming: Incoming| {
@@ -208,7 +207,7 @@ async fn an_expired_message_is_dead_lettered_without_reaching_the_handler() {
         SubscribeOptions::group("g").from_earliest(),
         handler,
     );
-    let (stop, task) = start(router);
+    let running = start(router);
     assert_eq!(text(&take(&mut out, 1).await[0]), "fresh");
     let letter = take(&mut dead, 1).await.remove(0);
     assert_eq!(text(&letter), "expired");
@@ -221,8 +220,7 @@ async fn an_expired_message_is_dead_lettered_without_reaching_the_handler() {
             .contains("expired")
     );
     assert_eq!(*handled.lock().unwrap(), vec!["fresh".to_owned()]);
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,7 +359,7 @@ async fn shutdown_lets_calls_in_progress_finish_and_acknowledges_them() {
         SubscribeOptions::group("g").from_earliest(),
         handler,
     );
-    let (stop, task) = start(router);
+    let Running { stop, task } = start(router);
     tokio::time::timeout(BOUND, started.notified())
         .await
         .expect("the handler never started");
@@ -408,10 +406,7 @@ async fn duplicate_route_names_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tower_timeout_fails_a_slow_call_and_the_message_comes_again() {
     let bus = Arc::new(MemoryBus::new());
-    let mut out = bus
-        .subscribe("done", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let mut out = watch(&bus, "done").await;
     let handler = handler_fn(|incoming: Incoming| async move {
         if incoming.attempt == 1 {
             // Never finishes: only the timeout ends it.
@@ -435,24 +430,20 @@ async fn tower_timeout_fails_a_slow_call_and_the_message_comes_again() {
             SubscribeOptions::group("g").from_earliest(),
             handler,
         );
-    let (stop, task) = start(router);
+    let running = start(router);
     let done = take(&mut out, 1).await;
     assert_eq!(
         text(&done[0]),
         "attempt 2",
         "the timed-out first attempt was retried"
     );
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tower_concurrency_limit_bounds_calls_in_progress() {
     let bus = Arc::new(MemoryBus::new());
-    let mut out = bus
-        .subscribe("done", SubscribeOptions::default())
-        .await
-        .unwrap();
+    let mut out = watch(&bus, "done").await;
     let running = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
     let (r, m) = (Arc::clone(&running), Arc::clone(&most));
@@ -487,11 +478,10 @@ async fn tower_concurrency_limit_bounds_calls_in_progress() {
             .max_in_flight(16),
         handler,
     );
-    let (stop, task) = start(router);
+    let running = start(router);
     take(&mut out, 30).await;
     let most = most.load(Ordering::SeqCst);
     assert!(most <= 2, "{most} calls ran at once under a limit of 2");
     assert_eq!(most, 2, "the limit allowed parallel calls");
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    running.stop().await;
 }
