@@ -5,12 +5,12 @@ use std::sync::Arc;
 use plexus_core::Message;
 use plexus_core::bus::{
     BoxFuture, BusError, Features, Publisher, SubscribeOptions, Subscriber, Subscription,
+    check_topic, message_size,
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::SqliteConfig;
-use crate::row::message_size;
 use crate::subscription;
 use crate::writer::{Command, Writer};
 
@@ -231,24 +231,6 @@ impl SqliteBus {
         }
         Ok(())
     }
-}
-
-/// Checks a topic name: 1 to 255 bytes, no whitespace or control
-/// characters.
-fn check_topic(topic: &str) -> Result<(), BusError> {
-    let reason = if topic.is_empty() {
-        "a topic name is not empty"
-    } else if topic.len() > 255 {
-        "a topic name is at most 255 bytes"
-    } else if topic.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "a topic name has no spaces or control characters"
-    } else {
-        return Ok(());
-    };
-    Err(BusError::InvalidTopic {
-        topic: topic.chars().take(64).collect(),
-        reason: reason.to_owned(),
-    })
 }
 
 impl Publisher for SqliteBus {

@@ -87,23 +87,6 @@ fn parts(row: &SqliteRow) -> Result<MessageParts, String> {
     })
 }
 
-/// A message's size as [`SqliteConfig::max_message_bytes`](crate::SqliteConfig::max_message_bytes)
-/// counts it.
-pub(crate) fn message_size(message: &Message) -> usize {
-    message.payload().len()
-        + message.id().len()
-        + message.source().len()
-        + message.ty().len()
-        + message.subject().map_or(0, str::len)
-        + message.data_content_type().map_or(0, str::len)
-        + message.key().map_or(0, str::len)
-        + message
-            .headers()
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use plexus_core::Message;
 use plexus_core::bus::{
-    BoxFuture, BusError, Features, Publisher, StartFrom, SubscribeOptions, Subscriber, Subscription,
+    BoxFuture, BusError, Features, Publisher, StartFrom, SubscribeOptions, Subscriber,
+    Subscription, check_topic, message_size,
 };
 
 use group::Group;
@@ -265,37 +266,6 @@ impl MemoryBus {
         drop(state);
         Ok((shared, group, private, member))
     }
-}
-
-/// A message's size as the limit counts it.
-fn message_size(message: &Message) -> usize {
-    message.payload().len()
-        + message.id().len()
-        + message.source().len()
-        + message.ty().len()
-        + message.subject().map_or(0, str::len)
-        + message.key().map_or(0, str::len)
-        + message
-            .headers()
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>()
-}
-
-fn check_topic(topic: &str) -> Result<(), BusError> {
-    let reason = if topic.is_empty() {
-        "a topic name is not empty"
-    } else if topic.len() > 255 {
-        "a topic name is at most 255 bytes"
-    } else if topic.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        "a topic name has no spaces or control characters"
-    } else {
-        return Ok(());
-    };
-    Err(BusError::InvalidTopic {
-        topic: topic.chars().take(64).collect(),
-        reason: reason.to_owned(),
-    })
 }
 
 impl Publisher for MemoryBus {

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use plexus_core::Message;
 
-use crate::row::message_size;
+use plexus_core::bus::message_size;
 
 /// Recently appended messages in ascending `seq`.
 pub(super) struct Cache {
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_oldest_leave_beyond_the_bound() {
-        let one = super::message_size(&message(100));
+        let one = plexus_core::bus::message_size(&message(100));
         let mut cache = Cache::new(3 * one);
         cache.extend(
             10,
