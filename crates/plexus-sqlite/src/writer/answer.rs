@@ -115,12 +115,7 @@ impl Writer {
                     .bind(format!("[{seqs}]"))
                     .execute(&mut self.connection)
                     .await
-                    .map_err(|e| {
-                        self.error(
-                            &format!("acknowledging deliveries of {}", topics(answers)),
-                            &e,
-                        )
-                    })?;
+                    .map_err(|e| self.answer_error("acknowledging deliveries", answers, &e))?;
             }
         } else {
             let mut rows = String::from("[");
@@ -137,12 +132,7 @@ impl Writer {
                 .bind(rows)
                 .execute(&mut self.connection)
                 .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("acknowledging deliveries of {}", topics(answers)),
-                        &e,
-                    )
-                })?;
+                .map_err(|e| self.answer_error("acknowledging deliveries", answers, &e))?;
         }
         if !turns.is_empty() {
             let turns =
@@ -153,13 +143,7 @@ impl Writer {
                 .execute(&mut self.connection)
                 .await
                 .map_err(|e| {
-                    self.error(
-                        &format!(
-                            "freeing the next message of acknowledged keys of {}",
-                            topics(answers)
-                        ),
-                        &e,
-                    )
+                    self.answer_error("freeing the next message of acknowledged keys", answers, &e)
                 })?;
         }
         if nacks.len() > 1 {
@@ -168,16 +152,18 @@ impl Writer {
                 .bind(nacks)
                 .execute(&mut self.connection)
                 .await
-                .map_err(|e| {
-                    self.error(
-                        &format!("returning (nack) deliveries of {}", topics(answers)),
-                        &e,
-                    )
-                })?;
+                .map_err(|e| self.answer_error("returning (nack) deliveries", answers, &e))?;
         }
         Ok(())
     }
 }
+impl Writer {
+    /// A failed answer statement, naming the topics answered.
+    fn answer_error(&self, doing: &str, answers: &[Answer<'_>], error: &sqlx::Error) -> BusError {
+        self.error(&format!("{doing} of {}", topics(answers)), error)
+    }
+}
+
 /// The topics of `answers`, for an error.
 fn topics(answers: &[Answer<'_>]) -> String {
     let names: BTreeSet<&str> = answers.iter().map(|a| a.topic.as_ref()).collect();
