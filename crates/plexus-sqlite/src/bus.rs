@@ -112,8 +112,9 @@ impl SqliteBus {
         // statement does, instead of when a busy runtime next polls it
         // (publishers and consumers of the caller's runtime would
         // otherwise stretch every commit).
+        // It needs timers only (the connection has its own I/O thread).
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_time()
             .build()
             .map_err(|e| {
                 BusError::backend(

@@ -30,14 +30,11 @@ enum State {
     /// Waiting: free (in `fresh` or `returned`) when it is the first
     /// unacked message of its key, else behind that one.
     Ready,
-    /// Waiting for a nack's delay (in `delayed`).
-    Delayed(Instant),
-    /// Out with a member, answered through `token` (in `deadlines`).
-    InFlight {
-        member: u64,
-        token: u64,
-        deadline: Instant,
-    },
+    /// Waiting for a nack's delay (its due time is in `delayed`).
+    Delayed,
+    /// Out with a member, answered through `token` (its deadline is in
+    /// `deadlines`).
+    InFlight { member: u64, token: u64 },
 }
 
 /// What [`Group::take`] hands out.
@@ -247,11 +244,7 @@ impl Group {
         self.next_token += 1;
         let entry = self.entry_mut(offset).expect("free messages are unacked");
         entry.attempt += 1;
-        entry.state = State::InFlight {
-            member,
-            token,
-            deadline,
-        };
+        entry.state = State::InFlight { member, token };
         let attempt = entry.attempt;
         self.deadlines.push(Reverse((deadline, offset, token)));
         *self.in_flight.entry(member).or_default() += 1;
@@ -340,7 +333,7 @@ impl Group {
             entry.state = State::Ready;
             self.returned.insert(lease.offset);
         } else {
-            entry.state = State::Delayed(at);
+            entry.state = State::Delayed;
             self.delayed.insert((at, lease.offset));
         }
         true
