@@ -8,7 +8,8 @@
 //!   higher `seq`: a group's cursor never skips one.
 //! - `plexus_groups`: one row per consumer group of a topic: `cursor`, the
 //!   highest `seq` the group has taken from the topic.
-//! - `plexus_pending`: the messages a group has taken and not acknowledged:
+//! - `plexus_pending`: the messages a group has taken and not acknowledged
+//!   (but for those of runs, below):
 //!   `attempt` (deliveries so far) and `due_ms`, the wall-clock millisecond
 //!   from which it may be delivered (again): 0 when free, the ack deadline
 //!   while out with a member, the end of a nack's delay, `i64::MAX` while
@@ -16,6 +17,16 @@
 //!   instance a lease is out with (so that closing the bus returns its
 //!   leases at once). Indexed by `due_ms` too, so a claim finds the free
 //!   ones without reading the leased ones.
+//! - `plexus_runs`: new messages without a key that one claim leased
+//!   together, one row for the lot (a row per message would cost as
+//!   much again as storing the message): the group's messages of the
+//!   topic without a key from `first_seq` to `last_seq`, leased to `owner`
+//!   until `due_ms`; `remaining` of them unacknowledged, the first of
+//!   those `low_seq`, `acked` the JSON list of the acknowledged ones past
+//!   it. The row goes when the last is acknowledged; anything
+//!   else that happens to one of them (its lease runs out, a nack, the
+//!   bus closing) first turns the run's unacknowledged messages into
+//!   `plexus_pending` rows ("explodes" it).
 
 use std::time::Duration;
 
@@ -67,6 +78,17 @@ CREATE TABLE IF NOT EXISTS plexus_pending (
 CREATE INDEX IF NOT EXISTS plexus_pending_key ON plexus_pending (group_id, key, seq)
     WHERE key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS plexus_pending_due ON plexus_pending (group_id, due_ms);
+CREATE TABLE IF NOT EXISTS plexus_runs (
+    group_id INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    low_seq INTEGER NOT NULL,
+    remaining INTEGER NOT NULL,
+    acked TEXT NOT NULL DEFAULT '[]',
+    due_ms INTEGER NOT NULL,
+    owner INTEGER NOT NULL,
+    PRIMARY KEY (group_id, first_seq)
+) WITHOUT ROWID;
 ";
 
 /// Opens (creating if missing) the database of `config` with the bus's

@@ -10,6 +10,7 @@ use std::time::Duration;
 use plexus_core::bus::BusError;
 
 use super::group::WAITING;
+use super::runs::Explode;
 use super::{Writer, millis};
 
 /// One delivery's answer.
@@ -71,10 +72,15 @@ impl Writer {
         answers: &[Answer<'_>],
         now: i64,
     ) -> Result<(), BusError> {
+        let in_run = self.answer_runs(answers).await?;
         let mut acks: BTreeMap<(i64, u32), String> = BTreeMap::new();
+        // Acks of runs another process exploded go to the pending rows.
+        for (group_id, seq) in in_run.gone {
+            add_ack(&mut acks, (group_id, 1), seq);
+        }
         let mut nacks = String::from("[");
         let mut turns: Vec<(i64, &str)> = Vec::new();
-        for answer in answers {
+        for (answer, _) in answers.iter().zip(&in_run.acked).filter(|(_, run)| !**run) {
             // Acking a keyed message frees the next one of its key; a nack
             // makes its message deliverable again.
             if answer.key.is_some() || answer.nack.is_some() {
@@ -84,11 +90,7 @@ impl Writer {
                 if let Some(key) = answer.key {
                     turns.push((answer.group_id, key));
                 }
-                let list = acks.entry((answer.group_id, answer.attempt)).or_default();
-                if !list.is_empty() {
-                    list.push(',');
-                }
-                let _ = write!(list, "{}", answer.seq);
+                add_ack(&mut acks, (answer.group_id, answer.attempt), answer.seq);
                 continue;
             };
             if nacks.len() > 1 {
@@ -157,11 +159,70 @@ impl Writer {
         Ok(())
     }
 }
+/// What [`Writer::answer_runs`] did.
+struct RunAnswers {
+    /// Per answer: an ack recorded in its run.
+    acked: Vec<bool>,
+    /// `(group, seq)` of acks whose run was gone.
+    gone: Vec<(i64, i64)>,
+}
+
 impl Writer {
+    /// The answers to messages of this writer's runs: acks go to the
+    /// runs' rows; a nack first explodes its run into pending rows (the
+    /// nack statement then returns its message).
+    async fn answer_runs(&mut self, answers: &[Answer<'_>]) -> Result<RunAnswers, BusError> {
+        let mut acked = vec![false; answers.len()];
+        let mut run_acks: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+        let mut explode: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for (answer, acked) in answers.iter().zip(&mut acked) {
+            // Runs hold messages without a key, at their first attempt.
+            if answer.key.is_some() || answer.attempt != 1 {
+                continue;
+            }
+            let Some(first) = self.runs.find(answer.group_id, answer.seq) else {
+                continue;
+            };
+            if answer.nack.is_some() {
+                explode.entry(answer.group_id).or_default().insert(first);
+            } else {
+                run_acks
+                    .entry((answer.group_id, first))
+                    .or_default()
+                    .push(answer.seq);
+                *acked = true;
+            }
+        }
+        for (group_id, firsts) in explode {
+            let list = serde_json::to_string(&firsts).expect("a list of integers serializes");
+            self.explode(Explode::Listed {
+                group_id,
+                firsts: &list,
+            })
+            .await?;
+            // Gone either way (exploded now, or by another process).
+            self.effects
+                .runs
+                .gone
+                .extend(firsts.into_iter().map(|first| (group_id, first)));
+        }
+        let gone = self.ack_runs(&run_acks).await?;
+        Ok(RunAnswers { acked, gone })
+    }
+
     /// A failed answer statement, naming the topics answered.
     fn answer_error(&self, doing: &str, answers: &[Answer<'_>], error: &sqlx::Error) -> BusError {
         self.error(&format!("{doing} of {}", topics(answers)), error)
     }
+}
+
+/// Adds `seq` to the acks of `(group, attempt)`.
+fn add_ack(acks: &mut BTreeMap<(i64, u32), String>, at: (i64, u32), seq: i64) {
+    let list = acks.entry(at).or_default();
+    if !list.is_empty() {
+        list.push(',');
+    }
+    let _ = write!(list, "{seq}");
 }
 
 /// The topics of `answers`, for an error.

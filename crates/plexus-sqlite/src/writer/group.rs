@@ -8,6 +8,7 @@ use plexus_core::bus::{BusError, StartFrom};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::runs::Explode;
 use super::{Writer, handover, millis};
 use crate::row::{COLUMNS, decode};
 
@@ -112,6 +113,7 @@ impl Writer {
     /// Returns every lease of this bus instance at once (the bus is
     /// closing: its deliveries' answers will be ignored).
     pub(super) async fn release_leases(&mut self, now: i64) -> Result<(), BusError> {
+        self.explode(Explode::Owned { now }).await?;
         sqlx::query(
             "UPDATE plexus_pending SET due_ms = ?1, owner = NULL WHERE owner = ?2 AND due_ms > ?1",
         )
@@ -132,6 +134,7 @@ impl Writer {
     pub(super) async fn remove_group(&mut self, group_id: i64) -> Result<(), BusError> {
         for sql in [
             "DELETE FROM plexus_pending WHERE group_id = ?1",
+            "DELETE FROM plexus_runs WHERE group_id = ?1",
             "DELETE FROM plexus_groups WHERE id = ?1",
         ] {
             sqlx::query(sql)
@@ -140,6 +143,7 @@ impl Writer {
                 .await
                 .map_err(|e| self.error("removing a private group", &e))?;
         }
+        self.effects.runs.groups_gone.push(group_id);
         Ok(())
     }
 
@@ -158,12 +162,18 @@ impl Writer {
         let due = now
             .saturating_add(millis(ack_deadline))
             .saturating_add(handover::LEASE_PAD_MS);
+        self.explode(Explode::Expired { group_id, now }).await?;
         let mut leased = self.lease(group_id, now, due, max).await?;
+        let mut seqs: Vec<i64> = leased.iter().map(|(seq, _)| *seq).collect();
+        let mut run = None;
         if leased.len() < max {
             let taken = self
                 .take(topic_id, group_id, due, max - leased.len())
                 .await?;
-            leased.extend(taken);
+            seqs.extend(taken.rows.iter().map(|(seq, _)| *seq));
+            leased.extend(taken.rows);
+            leased.extend(taken.run.iter().map(|seq| (*seq, 1)));
+            run = taken.run.first().copied();
         }
         leased.sort_unstable();
         if !leased.is_empty() {
@@ -171,13 +181,18 @@ impl Writer {
                 group_id,
                 due,
                 ack_deadline_ms: millis(ack_deadline),
-                seqs: leased.iter().map(|(seq, _)| *seq).collect(),
+                seqs,
+                run,
             });
         }
         let mut claimed = Claimed::default();
         if leased.len() < max {
             let row = sqlx::query(
-                "SELECT (SELECT min(due_ms) FROM plexus_pending WHERE group_id = ?1 AND due_ms > ?2 AND due_ms < ?3),
+                "SELECT (SELECT min(due) FROM (
+                             SELECT min(due_ms) AS due FROM plexus_pending
+                             WHERE group_id = ?1 AND due_ms > ?2 AND due_ms < ?3
+                             UNION ALL
+                             SELECT min(due_ms) FROM plexus_runs WHERE group_id = ?1)),
                         EXISTS (SELECT 1 FROM plexus_groups WHERE id = ?1)",
             )
             .bind(group_id)

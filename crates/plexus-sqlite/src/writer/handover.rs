@@ -27,7 +27,10 @@ pub(super) struct Leased {
     pub(super) group_id: i64,
     pub(super) due: i64,
     pub(super) ack_deadline_ms: i64,
+    /// The leased messages with a pending row each.
     pub(super) seqs: Vec<i64>,
+    /// The first seq of the run the claim leased, if it did.
+    pub(super) run: Option<i64>,
 }
 
 /// Leases to move to a later due.
@@ -36,6 +39,7 @@ pub(super) struct Extension {
     from: i64,
     to: i64,
     seqs: String,
+    run: Option<i64>,
 }
 
 /// The extensions that the leases of a commit ending now need.
@@ -45,11 +49,12 @@ pub(super) fn extensions(leased: Vec<Leased>) -> impl Iterator<Item = Extension>
         let to = end
             .saturating_add(l.ack_deadline_ms)
             .saturating_add(HANDOVER_SLACK_MS);
-        (to > l.due && !l.seqs.is_empty()).then(|| Extension {
+        (to > l.due && (!l.seqs.is_empty() || l.run.is_some())).then(|| Extension {
             group_id: l.group_id,
             from: l.due,
             to,
             seqs: serde_json::to_string(&l.seqs).expect("a list of integers serializes"),
+            run: l.run,
         })
     })
 }
@@ -59,6 +64,22 @@ impl Writer {
     /// due when they were) to their later due.
     pub(super) async fn extend_leases(&mut self) -> Result<(), BusError> {
         for extension in std::mem::take(&mut self.extensions) {
+            if let Some(first) = extension.run {
+                sqlx::query(
+                    "UPDATE plexus_runs SET due_ms = ?3
+                     WHERE group_id = ?1 AND first_seq = ?4 AND due_ms = ?2",
+                )
+                .bind(extension.group_id)
+                .bind(extension.from)
+                .bind(extension.to)
+                .bind(first)
+                .execute(&mut self.connection)
+                .await
+                .map_err(|e| self.error("extending leases to their handover", &e))?;
+            }
+            if extension.seqs == "[]" {
+                continue;
+            }
             sqlx::query(
                 "UPDATE plexus_pending SET due_ms = ?3
                  WHERE group_id = ?1 AND due_ms = ?2

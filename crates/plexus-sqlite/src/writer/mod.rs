@@ -15,6 +15,7 @@ mod park;
 mod pick;
 mod publish;
 mod retention;
+mod runs;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -43,6 +44,7 @@ struct Effects {
     left: Vec<i64>,
     wake: HashSet<Arc<str>>,
     leased: Vec<handover::Leased>,
+    runs: runs::RunChanges,
 }
 
 /// The task owning the connection.
@@ -72,6 +74,8 @@ pub(crate) struct Writer {
     /// claim of this writer could see them (no commit of their own: that
     /// would cost an fsync after every slow commit).
     extensions: Vec<handover::Extension>,
+    /// The runs this writer leased (see [`runs`]).
+    runs: runs::Runs,
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
@@ -117,6 +121,7 @@ impl Writer {
             topics: HashMap::new(),
             private_groups: HashSet::new(),
             publish: publish::Statements::new(),
+            runs: runs::Runs::default(),
             effects: Effects::default(),
             retention_due: now,
             touch_due: now,
@@ -275,6 +280,7 @@ impl Writer {
         self.extensions.extend(handover::extensions(effects.leased));
         self.topics.extend(effects.new_topics);
         self.private_groups.extend(effects.joined_private);
+        self.runs.apply(effects.runs);
         for group in effects.left {
             self.private_groups.remove(&group);
         }

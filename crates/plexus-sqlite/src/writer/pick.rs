@@ -13,17 +13,23 @@ use super::group::WAITING;
 /// and no more than the group's window ?4 has room for), as one JSON
 /// array: a seq for a message without a key, `[seq, key]` for one with.
 /// One row however many are picked (rows are costly to return one by
-/// one). The pending messages are counted only when the window could be
-/// short of room: their seqs span less than `?4 - ?3` otherwise.
+/// one). The group's unacknowledged messages (pending rows and runs'
+/// messages) are counted only when the window could be short of room:
+/// the lowest of them is less than `?4 - ?3` behind the cursor otherwise.
 const PICK: &str = "
 SELECT json_group_array(CASE WHEN key IS NULL THEN seq ELSE json_array(seq, key) END)
 FROM (SELECT seq, key FROM plexus_messages
       WHERE topic_id = ?2 AND seq > (SELECT cursor FROM plexus_groups WHERE id = ?1)
       ORDER BY seq
       LIMIT (SELECT CASE
-                 WHEN g.cursor - coalesce((SELECT min(seq) FROM plexus_pending WHERE group_id = ?1), g.cursor) + 1 + ?3 <= ?4
+                 WHEN g.cursor + 1 + ?3 - min(
+                          coalesce((SELECT min(seq) FROM plexus_pending WHERE group_id = ?1), g.cursor),
+                          coalesce((SELECT min(low_seq) FROM plexus_runs WHERE group_id = ?1), g.cursor)
+                      ) <= ?4
                  THEN ?3
-                 ELSE max(0, min(?3, ?4 - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)))
+                 ELSE max(0, min(?3, ?4
+                     - (SELECT count(*) FROM plexus_pending WHERE group_id = ?1)
+                     - (SELECT coalesce(sum(remaining), 0) FROM plexus_runs WHERE group_id = ?1)))
              END
              FROM plexus_groups g WHERE g.id = ?1))";
 
@@ -44,6 +50,15 @@ FROM (SELECT CASE j.type WHEN 'array' THEN j.value ->> 0 ELSE j.value END AS s,
              CASE j.type WHEN 'array' THEN j.value ->> 1 END AS k
       FROM json_each(?2) AS j)";
 
+/// What [`Writer::take`] leased.
+#[derive(Debug, Default)]
+pub(super) struct Taken {
+    /// `(seq, attempt)` of those leased with a pending row each (keyed).
+    pub(super) rows: Vec<(i64, u32)>,
+    /// The seqs of the run leased (messages without a key), in order.
+    pub(super) run: Vec<i64>,
+}
+
 /// One picked message.
 #[derive(Debug)]
 struct Picked {
@@ -52,15 +67,16 @@ struct Picked {
 }
 
 impl Writer {
-    /// Takes the next messages of the topic into the group ([`PICK`],
-    /// [`TAKE`], then the cursor): the `(seq, attempt)` of those leased.
+    /// Takes the next messages of the topic into the group ([`PICK`];
+    /// those without a key as one run, the others with [`TAKE`]; then
+    /// the cursor): what it leased.
     pub(super) async fn take(
         &mut self,
         topic_id: i64,
         group_id: i64,
         due: i64,
         max: usize,
-    ) -> Result<Vec<(i64, u32)>, BusError> {
+    ) -> Result<Taken, BusError> {
         let doing = "taking messages into a group";
         let picked: String = sqlx::query_scalar(PICK)
             .bind(group_id)
@@ -77,41 +93,53 @@ impl Writer {
             )
         })?;
         let Some(cursor) = picked.last().map(|p| p.seq) else {
-            return Ok(Vec::new());
+            return Ok(Taken::default());
         };
+        let run: Vec<i64> = picked
+            .iter()
+            .filter(|p| p.key.is_none())
+            .map(|p| p.seq)
+            .collect();
+        self.add_run(group_id, &run, due).await?;
         let busy = self.busy_keys(group_id, &picked).await?;
         // A message waits when its key has one pending, or one picked
         // before it.
         let mut seen: HashSet<&str> = HashSet::new();
         let signed: Vec<(i64, Option<&str>)> = picked
             .iter()
-            .map(|p| match p.key.as_deref() {
-                None => (p.seq, None),
-                Some(key) if busy.contains(key) || !seen.insert(key) => (-p.seq, Some(key)),
-                Some(key) => (p.seq, Some(key)),
+            .filter_map(|p| {
+                let key = p.key.as_deref()?;
+                Some(if busy.contains(key) || !seen.insert(key) {
+                    (-p.seq, Some(key))
+                } else {
+                    (p.seq, Some(key))
+                })
             })
             .collect();
-        let list = take_list(&signed);
-        sqlx::query(TAKE)
-            .bind(group_id)
-            .bind(&list)
-            .bind(due)
-            .bind(self.instance)
-            .bind(WAITING)
-            .execute(&mut self.connection)
-            .await
-            .map_err(|e| self.error(doing, &e))?;
+        if !signed.is_empty() {
+            let list = take_list(&signed);
+            sqlx::query(TAKE)
+                .bind(group_id)
+                .bind(&list)
+                .bind(due)
+                .bind(self.instance)
+                .bind(WAITING)
+                .execute(&mut self.connection)
+                .await
+                .map_err(|e| self.error(doing, &e))?;
+        }
         sqlx::query("UPDATE plexus_groups SET cursor = ?2 WHERE id = ?1 AND cursor < ?2")
             .bind(group_id)
             .bind(cursor)
             .execute(&mut self.connection)
             .await
             .map_err(|e| self.error(doing, &e))?;
-        Ok(signed
+        let rows = signed
             .into_iter()
             .filter(|(seq, _)| *seq > 0)
             .map(|(seq, _)| (seq, 1))
-            .collect())
+            .collect();
+        Ok(Taken { rows, run })
     }
 
     /// The keys of `picked` that have a message pending in the group.

@@ -121,9 +121,11 @@ impl Writer {
     async fn trim(&mut self, topic_id: i64, retained: i64, budget: i64) -> Result<i64, BusError> {
         let doing = "deleting acknowledged messages";
         let low: Option<i64> = sqlx::query_scalar(
-            "SELECT min(coalesce(
-                 (SELECT min(p.seq) FROM plexus_pending p WHERE p.group_id = g.id),
-                 g.cursor + 1))
+            "SELECT min(min(
+                 coalesce((SELECT min(p.seq) FROM plexus_pending p WHERE p.group_id = g.id),
+                          g.cursor + 1),
+                 coalesce((SELECT min(r.low_seq) FROM plexus_runs r WHERE r.group_id = g.id),
+                          g.cursor + 1)))
              FROM plexus_groups g WHERE g.topic_id = ?1",
         )
         .bind(topic_id)
