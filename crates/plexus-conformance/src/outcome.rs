@@ -62,11 +62,11 @@ impl Need {
             ),
             Need::RestartBroker => (
                 backend.can_restart_broker(),
-                "no broker to restart (Backend::restart_broker): the backend runs in this process",
+                "no broker restart hook was given (Backend::restart_broker)",
             ),
             Need::ForeignClient => (
                 backend.foreign().is_some(),
-                "no client of this backend in another language (Backend::foreign_client): an embedded backend has no wire protocol for one",
+                "no client of this backend in another language was given (Backend::foreign_client)",
             ),
         };
         if met { Ok(()) } else { Err(reason) }

@@ -1,0 +1,255 @@
+//! The CloudEvents NATS binding in binary content mode: every attribute a
+//! `ce-` header (`ce-id`, `ce-source`, `ce-type`, `ce-specversion`,
+//! `ce-time`, `ce-subject`), the key the partitioning extension's
+//! `ce-partitionkey`, `datacontenttype` the `content-type` header, the
+//! payload the body; plexus's own headers travel as headers of their own
+//! names (and other `ce-` extension attributes, read, become headers
+//! without the prefix). Values are percent-encoded (space, `"`, `%`, controls and
+//! non-ASCII), as the binding asks. `Nats-Msg-Id` carries the topic, id
+//! and source, so that the stream drops a retried publish within its
+//! duplicate window (the stream's detection spans all its subjects: the
+//! same message forwarded to another topic, say a dead-letter one, is
+//! not a duplicate).
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use plexus_core::message::{SPEC_VERSION, format_time, parse_time};
+use plexus_core::{Message, MessageParts};
+
+/// What a header value encodes beside controls and non-ASCII.
+const VALUE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// The headers the binding itself uses; a message's own header may not
+/// take one of these names.
+const RESERVED: [&str; 8] = [
+    "ce-specversion",
+    "ce-id",
+    "ce-source",
+    "ce-type",
+    "ce-time",
+    "ce-subject",
+    "ce-partitionkey",
+    "content-type",
+];
+
+/// The stream's duplicate-detection header.
+const MSG_ID: &str = "Nats-Msg-Id";
+
+/// A message as NATS headers and body, and its size on the wire (header
+/// names and values plus the body).
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Bytes,
+    pub(crate) size: usize,
+}
+
+/// Encodes `message` for `topic`; an error names a header of the message
+/// that takes a name the binding reserves.
+pub(crate) fn encode(message: &Message, topic: &str) -> Result<Encoded, String> {
+    let mut headers = HeaderMap::new();
+    let mut size = message.payload().len();
+    let mut put = |name: &str, value: &str| {
+        let value = utf8_percent_encode(value, VALUE).to_string();
+        size += name.len() + value.len() + 4;
+        headers.insert(name, value.as_str());
+    };
+    put("ce-specversion", SPEC_VERSION);
+    put("ce-id", message.id());
+    put("ce-source", message.source());
+    put("ce-type", message.ty());
+    put("ce-time", &format_time(message.time()));
+    if let Some(subject) = message.subject() {
+        put("ce-subject", subject);
+    }
+    if let Some(key) = message.key() {
+        put("ce-partitionkey", key);
+    }
+    if let Some(content_type) = message.data_content_type() {
+        put("content-type", content_type);
+    }
+    put(
+        MSG_ID,
+        &format!("{topic} {} {}", message.source(), message.id()),
+    );
+    for (name, value) in message.headers() {
+        if RESERVED.contains(&name.as_str()) || name.starts_with("nats-") {
+            return Err(format!(
+                "message `{}` has a header `{name}`, a name the NATS binding keeps for itself \
+                 (the CloudEvents attributes, `content-type` and `nats-*`); rename it",
+                message.id()
+            ));
+        }
+        put(name, value);
+    }
+    Ok(Encoded {
+        headers,
+        payload: message.payload().clone(),
+        size,
+    })
+}
+
+/// Decodes a message received on the stream: in binary content mode when
+/// it has a `ce-id` header; otherwise (a plain NATS message) as a message
+/// of type `io.nats.message` from `/nats/SUBJECT` with id `fallback_id`,
+/// its headers kept. `published` is the time when it has no `ce-time`.
+pub(crate) fn decode(
+    headers: Option<&HeaderMap>,
+    payload: Bytes,
+    subject: &str,
+    fallback_id: String,
+    published: SystemTime,
+) -> Result<Message, String> {
+    let mut read: BTreeMap<String, String> = BTreeMap::new();
+    for (name, values) in headers.into_iter().flat_map(HeaderMap::iter) {
+        let name = AsRef::<str>::as_ref(name).to_ascii_lowercase();
+        if name == "nats-msg-id" {
+            continue;
+        }
+        if let Some(value) = values.last() {
+            let value = percent_decode_str(value.as_str())
+                .decode_utf8()
+                .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?;
+            read.insert(name, value.into_owned());
+        }
+    }
+    let binary = read.contains_key("ce-id");
+    let mut take = |name: &str| read.remove(name);
+    let parts = if binary {
+        if let Some(version) = take("ce-specversion")
+            && version != SPEC_VERSION
+        {
+            return Err(format!(
+                "ce-specversion is `{version}`; plexus reads {SPEC_VERSION}"
+            ));
+        }
+        let required = |value: Option<String>, name: &str| {
+            value.ok_or_else(|| format!("ce-id is set but {name} is missing"))
+        };
+        MessageParts {
+            id: required(take("ce-id"), "ce-id")?,
+            source: required(take("ce-source"), "ce-source")?,
+            ty: required(take("ce-type"), "ce-type")?,
+            subject: take("ce-subject"),
+            time: match take("ce-time") {
+                Some(time) => parse_time(&time).map_err(|e| format!("ce-time: {e}"))?,
+                None => published,
+            },
+            data_content_type: take("content-type"),
+            key: take("ce-partitionkey"),
+            headers: BTreeMap::new(),
+            payload,
+        }
+    } else {
+        MessageParts {
+            id: fallback_id,
+            source: format!("/nats/{subject}"),
+            ty: "io.nats.message".to_owned(),
+            subject: None,
+            time: published,
+            data_content_type: take("content-type"),
+            key: None,
+            headers: BTreeMap::new(),
+            payload,
+        }
+    };
+    let mut parts = parts;
+    // Other CloudEvents extension attributes become headers of their own
+    // names (plexus headers take no `ce-` prefix).
+    parts.headers = read
+        .into_iter()
+        .map(|(name, value)| match name.strip_prefix("ce-") {
+            Some(extension) => (extension.to_owned(), value),
+            None => (name, value),
+        })
+        .collect();
+    Message::from_parts(parts).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use bytes::Bytes;
+    use plexus_core::Message;
+
+    use super::{decode, encode};
+
+    fn received(message: &Message) -> Message {
+        let encoded = encode(message, "t").unwrap();
+        decode(
+            Some(&encoded.headers),
+            encoded.payload,
+            "plexus.t",
+            "unused".to_owned(),
+            UNIX_EPOCH,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_attribute_key_and_header_round_trips() {
+        let message = Message::builder("shop.order.placed", "/shop/orders")
+            .subject("order 42 \"big\" 100%")
+            .key("customer-7")
+            .header("traceparent", "00-abc-def-01")
+            .header("x-tenant", "acmé")
+            .time(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123))
+            .payload("application/json", Bytes::from_static(b"{\"total\":12}"))
+            .build()
+            .unwrap();
+        assert_eq!(received(&message), message);
+        let encoded = encode(&message, "t").unwrap();
+        let subject = encoded.headers.get("ce-subject").unwrap().as_str();
+        assert_eq!(subject, "order%2042%20%22big%22%20100%25");
+        assert!(encoded.size > message.payload().len() + 100);
+    }
+
+    #[test]
+    fn a_plain_nats_message_is_read_with_fallback_attributes() {
+        let message = decode(
+            None,
+            Bytes::from_static(b"hi"),
+            "plexus.t",
+            "PLEXUS-7".to_owned(),
+            UNIX_EPOCH,
+        )
+        .unwrap();
+        assert_eq!(
+            (message.id(), message.source(), message.ty()),
+            ("PLEXUS-7", "/nats/plexus.t", "io.nats.message")
+        );
+    }
+
+    #[test]
+    fn reserved_names_and_bad_attributes_are_refused() {
+        let message = Message::builder("t", "/s")
+            .header("content-type", "x")
+            .build()
+            .unwrap();
+        assert!(
+            encode(&message, "t")
+                .unwrap_err()
+                .contains("keeps for itself")
+        );
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("ce-id", "1");
+        headers.insert("ce-type", "t");
+        let missing = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        assert!(missing.unwrap_err().contains("ce-source is missing"));
+        headers.insert("ce-source", "/s");
+        headers.insert("ce-traceparent", "00-abc-def-01");
+        let extended = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        assert_eq!(
+            extended.unwrap().header("traceparent"),
+            Some("00-abc-def-01")
+        );
+        headers.insert("ce-specversion", "0.3");
+        let old = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        assert!(old.unwrap_err().contains("0.3"));
+    }
+}

@@ -1,0 +1,327 @@
+//! A member of a consumer group: once its subscription is read with
+//! nothing left to hand out, pulls as many messages as it has room for
+//! (its `max_in_flight` less what it holds unanswered) from the group's
+//! consumer and hands them out as deliveries. A subscription nobody reads
+//! pulls nothing, so it holds no message away from the other members.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::Subject;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, AckKind};
+use bytes::Bytes;
+use futures::StreamExt;
+use plexus_core::bus::{
+    Acker, BoxFuture, BusError, Delivery, StartFrom, SubscribeOptions, Subscription,
+};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::binding;
+use crate::bus::Shared;
+use crate::subject::{consumer_name, subject};
+
+/// How long a member waits before pulling again after an error (the
+/// server restarting, say).
+const RETRY: Duration = Duration::from_millis(250);
+/// How long an ephemeral consumer (a subscription without a group)
+/// outlives its subscriber if nobody deletes it.
+const EPHEMERAL_IDLE: Duration = Duration::from_secs(30);
+
+/// Joins `options.group` (or a group of one) on `topic`.
+pub(crate) async fn subscribe(
+    shared: Arc<Shared>,
+    topic: &str,
+    options: SubscribeOptions,
+) -> Result<Subscription, BusError> {
+    let subject = subject(&shared.config.subject_prefix, topic)?;
+    let consumer = consumer(&shared, topic, subject, &options).await?;
+    let (deliveries, mut received) = mpsc::channel(options.max_in_flight);
+    let wanted = Arc::new(Notify::new());
+    let member = Member {
+        wanted: Arc::clone(&wanted),
+        shared,
+        consumer,
+        topic: Arc::from(topic),
+        room: Arc::new(Semaphore::new(options.max_in_flight)),
+        max_in_flight: options.max_in_flight,
+        ephemeral: options.group.is_none(),
+    };
+    tokio::spawn(member.run(deliveries));
+    Ok(Subscription::new(futures::stream::poll_fn(move |cx| {
+        let next = received.poll_recv(cx);
+        if next.is_pending() {
+            wanted.notify_one();
+        }
+        next
+    })))
+}
+
+/// The group's durable consumer (made if missing; its ack wait set to
+/// this member's ack deadline if another member set another), or an
+/// ephemeral one for a subscription without a group.
+async fn consumer(
+    shared: &Shared,
+    topic: &str,
+    filter_subject: String,
+    options: &SubscribeOptions,
+) -> Result<PullConsumer, BusError> {
+    let mut config = pull::Config {
+        filter_subject,
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: options.ack_deadline,
+        deliver_policy: match options.start {
+            StartFrom::New => DeliverPolicy::New,
+            StartFrom::Earliest => DeliverPolicy::All,
+        },
+        max_ack_pending: shared.config.max_ack_pending,
+        ..Default::default()
+    };
+    let Some(group) = &options.group else {
+        config.inactive_threshold = EPHEMERAL_IDLE.max(options.ack_deadline * 2);
+        return shared
+            .stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| shared.error(&format!("subscribing to `{topic}`"), e));
+    };
+    let doing = || format!("joining group `{group}` of topic `{topic}`");
+    let name = consumer_name(topic, group);
+    config.durable_name = Some(name.clone());
+    let consumer: PullConsumer = shared
+        .stream
+        .get_or_create_consumer(&name, config.clone())
+        .await
+        .map_err(|e| shared.error(&doing(), e))?;
+    let existing = &consumer.cached_info().config;
+    if existing.ack_wait == options.ack_deadline {
+        return Ok(consumer);
+    }
+    // The group started elsewhere keeps its start; the ack wait follows
+    // the newest member (JetStream has one per consumer; creating a
+    // durable consumer again with a new ack wait updates it).
+    config.deliver_policy = existing.deliver_policy;
+    shared
+        .stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| shared.error(&doing(), e))
+}
+
+struct Member {
+    /// Notified when the subscription is read with nothing to hand out.
+    wanted: Arc<Notify>,
+    shared: Arc<Shared>,
+    consumer: PullConsumer,
+    topic: Arc<str>,
+    /// One permit per delivery this member may still hold.
+    room: Arc<Semaphore>,
+    max_in_flight: usize,
+    ephemeral: bool,
+}
+
+impl Member {
+    /// Pulls and hands out deliveries until the subscription is dropped
+    /// or the bus closed.
+    async fn run(mut self, deliveries: mpsc::Sender<Result<Delivery, BusError>>) {
+        let closed = self.shared.closed.clone();
+        loop {
+            tokio::select! {
+                () = closed.cancelled() => break,
+                () = deliveries.closed() => break,
+                () = self.wanted.notified() => {}
+            }
+            let first = tokio::select! {
+                () = closed.cancelled() => break,
+                () = deliveries.closed() => break,
+                permit = Arc::clone(&self.room).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+            };
+            let mut permits = vec![first];
+            while permits.len() < self.max_in_flight {
+                match Arc::clone(&self.room).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let pulled = tokio::select! {
+                () = closed.cancelled() => break,
+                () = deliveries.closed() => break,
+                pulled = self.pull(permits, &deliveries) => pulled,
+            };
+            match pulled {
+                // Nothing came: pull again while the reader still waits.
+                Ok(0) => self.wanted.notify_one(),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(topic = %self.topic, %error, "pulling messages failed; pulling again");
+                    self.wanted.notify_one();
+                    tokio::select! {
+                        () = closed.cancelled() => break,
+                        () = deliveries.closed() => break,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
+        if self.ephemeral && !closed.is_cancelled() {
+            let name = self.consumer.cached_info().name.clone();
+            let _ = self.shared.stream.delete_consumer(&name).await;
+        }
+        let _ = &mut self;
+    }
+
+    /// One pull of at most `permits.len()` messages, each handed out
+    /// with a permit (the unused ones go back when the pull ends); how
+    /// many were handed out.
+    async fn pull(
+        &self,
+        mut permits: Vec<OwnedSemaphorePermit>,
+        deliveries: &mpsc::Sender<Result<Delivery, BusError>>,
+    ) -> Result<usize, String> {
+        let mut handed = 0;
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(permits.len())
+            .expires(self.shared.config.pull_wait)
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| e.to_string())?;
+            let Some(permit) = permits.pop() else {
+                // More than asked for: leave it to its ack wait.
+                continue;
+            };
+            match self.delivery(message, permit) {
+                Some(delivery) => {
+                    if deliveries.send(Ok(delivery)).await.is_err() {
+                        return Ok(handed);
+                    }
+                    handed += 1;
+                }
+                None => continue,
+            }
+        }
+        Ok(handed)
+    }
+
+    /// The delivery of `message`; `None` (the message terminated, the
+    /// reason logged) when it cannot be read as a plexus message.
+    fn delivery(
+        &self,
+        message: jetstream::Message,
+        permit: OwnedSemaphorePermit,
+    ) -> Option<Delivery> {
+        let (attempt, fallback_id, published) = match message.info() {
+            Ok(info) => (
+                u32::try_from(info.delivered).unwrap_or(u32::MAX),
+                format!("{}-{}", info.stream, info.stream_sequence),
+                SystemTime::from(info.published),
+            ),
+            Err(error) => {
+                tracing::error!(topic = %self.topic, %error, "a message without JetStream metadata; skipped");
+                return None;
+            }
+        };
+        let reply = message.message.reply.clone();
+        let decoded = binding::decode(
+            message.message.headers.as_ref(),
+            message.message.payload.clone(),
+            message.message.subject.as_str(),
+            fallback_id.clone(),
+            published,
+        );
+        let acker = NatsAcker {
+            shared: Arc::clone(&self.shared),
+            reply,
+            _permit: permit,
+        };
+        match decoded {
+            Ok(decoded) => Some(Delivery::new(
+                decoded,
+                Arc::clone(&self.topic),
+                attempt,
+                Box::new(acker),
+            )),
+            Err(reason) => {
+                tracing::error!(
+                    topic = %self.topic,
+                    message = %fallback_id,
+                    %reason,
+                    "a message that is not a valid CloudEvent in binary content mode; terminated (never delivered again)"
+                );
+                acker.finish(Bytes::from(AckKind::Term));
+                None
+            }
+        }
+    }
+}
+
+/// Answers one delivery on its JetStream reply subject; holds one unit
+/// of its member's room until answered or dropped.
+struct NatsAcker {
+    shared: Arc<Shared>,
+    /// `None` once answered.
+    reply: Option<Subject>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl NatsAcker {
+    /// Sends `body` and waits for the server to confirm it (an ack is
+    /// stored once this returns).
+    async fn answer(mut self: Box<Self>, body: AckKind) -> Result<(), BusError> {
+        let shared = Arc::clone(&self.shared);
+        let Some(reply) = self.reply.take() else {
+            return Ok(());
+        };
+        if shared.closed.is_cancelled() {
+            return Err(shared.closed_error("subscriber"));
+        }
+        shared
+            .client
+            .request(reply, Bytes::from(body))
+            .await
+            .map(|_| ())
+            .map_err(|e| shared.error("answering a delivery", e))
+    }
+
+    /// Sends `body` without waiting.
+    fn finish(mut self, body: Bytes) {
+        if let Some(reply) = self.reply.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let client = self.shared.client.clone();
+            runtime.spawn(async move { client.publish(reply, body).await });
+        }
+    }
+}
+
+impl Drop for NatsAcker {
+    /// A delivery dropped unanswered goes back at once (a NAK), not at
+    /// its ack deadline.
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take()
+            && !self.shared.closed.is_cancelled()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let client = self.shared.client.clone();
+            runtime
+                .spawn(async move { client.publish(reply, Bytes::from(AckKind::Nak(None))).await });
+        }
+    }
+}
+
+impl Acker for NatsAcker {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(self.answer(AckKind::Ack))
+    }
+
+    fn nack(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), BusError>> {
+        let kind = AckKind::Nak((!delay.is_zero()).then_some(delay));
+        Box::pin(self.answer(kind))
+    }
+}
