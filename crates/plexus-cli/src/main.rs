@@ -30,7 +30,8 @@ enum Command {
     Demo(demo::Args),
     /// Call a gRPC method, described by the server's reflection, with JSON.
     Call(call::Args),
-    /// Publish one message to a topic of a bus (`memory:`, `sqlite://PATH`).
+    /// Publish one message to a topic of a bus (`memory:`, `sqlite://PATH`,
+    /// `nats://HOST:PORT`).
     Pub(bus::PubArgs),
     /// Print a topic's messages as CloudEvents JSON lines, acknowledging
     /// each once printed.

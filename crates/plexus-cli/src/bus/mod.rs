@@ -5,11 +5,12 @@
 //! |---|---|
 //! | `memory:` | the in-memory bus of this process (useful within one command only) |
 //! | `sqlite://PATH` | the durable bus in a SQLite file (WAL, `synchronous=FULL`), shared by processes |
+//! | `nats://HOST[:PORT][?stream=NAME]` | NATS JetStream (stream `PLEXUS` unless named) |
 //!
 //! Messages are printed as CloudEvents JSON lines ([`event_json`]).
 
 mod event_json;
-mod open;
+pub(crate) mod open;
 mod publish;
 mod subscribe;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use plexus_bus::memory::MemoryBus;
 use plexus_core::bus::{Publisher, Subscriber};
+use plexus_nats::NatsBus;
 use plexus_sqlite::SqliteBus;
 
 /// The URL schemes `plexus pub`/`sub` understand, for error messages.
@@ -14,16 +15,29 @@ pub const SCHEMES: &[(&str, &str)] = &[
         "sqlite://PATH",
         "the durable bus in a SQLite file, created if missing",
     ),
+    (
+        "nats://HOST[:PORT][?stream=NAME]",
+        "NATS JetStream, the stream PLEXUS unless named",
+    ),
 ];
 
 /// A bus's two halves.
-pub(super) struct Bus {
-    pub(super) publisher: Arc<dyn Publisher>,
-    pub(super) subscriber: Arc<dyn Subscriber>,
+pub(crate) struct Bus {
+    pub(crate) publisher: Arc<dyn Publisher>,
+    pub(crate) subscriber: Arc<dyn Subscriber>,
+}
+
+impl Bus {
+    /// Closes both halves.
+    pub(crate) async fn close(&self) -> anyhow::Result<()> {
+        self.publisher.close().await.context("closing the bus")?;
+        self.subscriber.close().await.context("closing the bus")?;
+        Ok(())
+    }
 }
 
 /// Opens the bus `url` names; an unknown scheme lists the known ones.
-pub(super) async fn open(url: &str) -> anyhow::Result<Bus> {
+pub(crate) async fn open(url: &str) -> anyhow::Result<Bus> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
     match scheme {
         "memory" => {
@@ -40,6 +54,15 @@ pub(super) async fn open(url: &str) -> anyhow::Result<Bus> {
             let bus = SqliteBus::connect(url)
                 .await
                 .with_context(|| format!("opening the SQLite bus `{url}`"))?;
+            Ok(Bus {
+                publisher: Arc::new(bus.clone()),
+                subscriber: Arc::new(bus),
+            })
+        }
+        "nats" => {
+            let bus = NatsBus::connect(url)
+                .await
+                .with_context(|| format!("connecting to the NATS bus `{url}`"))?;
             Ok(Bus {
                 publisher: Arc::new(bus.clone()),
                 subscriber: Arc::new(bus),
@@ -73,6 +96,9 @@ mod tests {
         let error = open("kafkaa://x").await.err().unwrap().to_string();
         assert!(error.contains("unknown bus scheme `kafkaa:`"), "{error}");
         assert!(error.contains("`memory:`"), "{error}");
+        assert!(error.contains("`nats://HOST"), "{error}");
+        let error = open("nats://host/path").await.err().unwrap();
+        assert!(format!("{error:#}").contains("has a path"), "{error:#}");
         let error = open("orders").await.err().unwrap().to_string();
         assert!(error.contains("no scheme"), "{error}");
         let error = open("memory://host").await.err().unwrap().to_string();

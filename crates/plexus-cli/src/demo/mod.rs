@@ -12,8 +12,9 @@
 //! - [`faults`]: a call past its deadline, a call cancelled by its client;
 //! - [`rest`]: the REST/JSON gateway in front of orders (HTTP → gRPC),
 //!   Server-Sent Events, and client mistakes;
-//! - [`notifications`]: publish/subscribe on the in-memory bus: every
-//!   `OrderPlaced` reaches each consumer group once, members share them;
+//! - [`notifications`]: publish/subscribe on the bus (`--bus URL`, the
+//!   in-memory one by default): every `OrderPlaced` reaches each consumer
+//!   group once, members share them;
 //! - [`report`]: latencies and the table.
 
 mod faults;
@@ -27,8 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use plexus_bus::memory::MemoryBus;
-use plexus_core::bus::Publisher;
 use plexus_rpc::client::ClientBuilder;
 use shop::Running;
 use shop::notifications::{Notifications, NotificationsConfig};
@@ -39,6 +38,8 @@ use shop::support::{SupportConfig, SupportMetrics};
 use tokio::time::Instant;
 
 use report::Row;
+
+use crate::bus::open::{Bus, open};
 
 /// Orders placed one by one (each then read back).
 const PLACE_ORDERS: usize = 200;
@@ -64,11 +65,15 @@ pub struct Args {
     /// Keep the services running after the report and print their addresses.
     #[arg(long)]
     keep_running: bool,
+    /// The bus the shop's events travel on (`memory:`, `sqlite://PATH`,
+    /// `nats://HOST:PORT`).
+    #[arg(long, default_value = "memory:")]
+    bus: String,
 }
 
 /// The shop's services, running in this process.
 struct Shop {
-    bus: MemoryBus,
+    bus: Bus,
     notifications: Notifications,
     orders: Running<OrdersMetrics>,
     support: Running<SupportMetrics>,
@@ -76,15 +81,15 @@ struct Shop {
 }
 
 impl Shop {
-    async fn start() -> anyhow::Result<Shop> {
-        let bus = MemoryBus::new();
+    async fn start(bus_url: &str) -> anyhow::Result<Shop> {
+        let bus = open(bus_url).await?;
         let notifications = shop::notifications::start(
-            Arc::new(bus.clone()),
-            Arc::new(bus.clone()),
+            Arc::clone(&bus.subscriber),
+            Arc::clone(&bus.publisher),
             NotificationsConfig::default(),
         );
         let orders =
-            shop::orders::start_with_events(OrdersConfig::default(), Arc::new(bus.clone()))
+            shop::orders::start_with_events(OrdersConfig::default(), Arc::clone(&bus.publisher))
                 .await
                 .context("starting the orders service on 127.0.0.1")?;
         let mut support = SupportConfig::default();
@@ -121,9 +126,7 @@ impl Shop {
             .shutdown()
             .await
             .context("stopping the notification groups")?;
-        Publisher::close(&self.bus)
-            .await
-            .context("closing the in-memory bus")?;
+        self.bus.close().await?;
         Ok(())
     }
 }
@@ -131,7 +134,7 @@ impl Shop {
 /// Runs `plexus demo`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let shop = Shop::start().await?;
+    let shop = Shop::start(&args.bus).await?;
     println!(
         "plexus demo: the shop on loopback: orders {}, support {}, REST gateway {}\n",
         shop.orders.url(),
