@@ -5,12 +5,14 @@
 //! payload the body; plexus's own headers travel as headers of their own
 //! names (and other `ce-` extension attributes, read, become headers
 //! without the prefix). Values are percent-encoded (space, `"`, `%`, controls and
-//! non-ASCII), as the binding asks. `Nats-Msg-Id` carries the topic, id
-//! and source, so that the stream drops a retried publish within its
-//! duplicate window (the stream's detection spans all its subjects: the
-//! same message forwarded to another topic, say a dead-letter one, is
-//! not a duplicate).
+//! non-ASCII), as the binding asks. With deduplication on
+//! ([`NatsConfig::deduplicate`](crate::NatsConfig)), `Nats-Msg-Id`
+//! carries the topic, id and source, so that the stream drops a retried
+//! publish within its duplicate window (the stream's detection spans all
+//! its subjects: the same message forwarded to another topic, say a
+//! dead-letter one, is not a duplicate).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -48,15 +50,16 @@ pub(crate) struct Encoded {
     pub(crate) size: usize,
 }
 
-/// Encodes `message` for `topic`; an error names a header of the message
-/// that takes a name the binding reserves.
-pub(crate) fn encode(message: &Message, topic: &str) -> Result<Encoded, String> {
+/// Encodes `message`, with a `Nats-Msg-Id` when `dedupe_topic` names the
+/// topic; an error names a header of the message that takes a name the
+/// binding reserves.
+pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
     let mut headers = HeaderMap::new();
     let mut size = message.payload().len();
     let mut put = |name: &str, value: &str| {
-        let value = utf8_percent_encode(value, VALUE).to_string();
+        let value: Cow<'_, str> = utf8_percent_encode(value, VALUE).into();
         size += name.len() + value.len() + 4;
-        headers.insert(name, value.as_str());
+        headers.insert(name, &*value);
     };
     put("ce-specversion", SPEC_VERSION);
     put("ce-id", message.id());
@@ -72,10 +75,12 @@ pub(crate) fn encode(message: &Message, topic: &str) -> Result<Encoded, String> 
     if let Some(content_type) = message.data_content_type() {
         put("content-type", content_type);
     }
-    put(
-        MSG_ID,
-        &format!("{topic} {} {}", message.source(), message.id()),
-    );
+    if let Some(topic) = dedupe_topic {
+        put(
+            MSG_ID,
+            &format!("{topic} {} {}", message.source(), message.id()),
+        );
+    }
     for (name, value) in message.headers() {
         if RESERVED.contains(&name.as_str()) || name.starts_with("nats-") {
             return Err(format!(
@@ -180,7 +185,7 @@ mod tests {
     use super::{decode, encode};
 
     fn received(message: &Message) -> Message {
-        let encoded = encode(message, "t").unwrap();
+        let encoded = encode(message, Some("t")).unwrap();
         decode(
             Some(&encoded.headers),
             encoded.payload,
@@ -203,7 +208,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(received(&message), message);
-        let encoded = encode(&message, "t").unwrap();
+        let encoded = encode(&message, Some("t")).unwrap();
         let subject = encoded.headers.get("ce-subject").unwrap().as_str();
         assert_eq!(subject, "order%2042%20%22big%22%20100%25");
         assert!(encoded.size > message.payload().len() + 100);
@@ -232,7 +237,7 @@ mod tests {
             .build()
             .unwrap();
         assert!(
-            encode(&message, "t")
+            encode(&message, Some("t"))
                 .unwrap_err()
                 .contains("keeps for itself")
         );

@@ -138,9 +138,10 @@ impl NatsBus {
         let subject = subject(&shared.config.subject_prefix, topic)?;
         // Every message is checked before any is sent.
         let mut encoded = Vec::with_capacity(batch.len());
+        let dedupe = shared.config.deduplicate.then_some(topic);
         for message in &batch {
             let wire =
-                binding::encode(message, topic).map_err(|reason| BusError::InvalidOption {
+                binding::encode(message, dedupe).map_err(|reason| BusError::InvalidOption {
                     option: "headers",
                     reason,
                 })?;
@@ -190,9 +191,9 @@ impl NatsBus {
 impl Publisher for NatsBus {
     /// Sends the batch and returns once the stream stored every message
     /// (JetStream's publish acknowledgement). A batch is not atomic: after
-    /// an error some of it may be stored; publishing it again stores no
-    /// duplicates within the stream's duplicate window (the topic, source
-    /// and id make the `Nats-Msg-Id`).
+    /// an error some of it may be stored; publishing it again stores
+    /// duplicates, unless [`NatsConfig::deduplicate`] is on (then none
+    /// within the stream's duplicate window).
     fn publish<'a>(
         &'a self,
         topic: &'a str,

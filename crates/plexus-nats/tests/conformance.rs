@@ -34,6 +34,14 @@ fn config(url: &str) -> NatsConfig {
 /// A backend whose every handle is a new connection to `url`, or the
 /// reason it is unavailable.
 async fn backend(name: &str, url: &str) -> Result<Backend, String> {
+    backend_with(name, url, config).await
+}
+
+async fn backend_with(
+    name: &str,
+    url: &str,
+    config: fn(&str) -> NatsConfig,
+) -> Result<Backend, String> {
     let bus = NatsBus::with_config(config(url))
         .await
         .map_err(|e| e.to_string())?;
@@ -87,7 +95,12 @@ mod restarted {
             Err(reason) => return Backend::unavailable(name, reason),
         };
         let url = server.url();
-        let backend = match backend(name, &url).await {
+        // Publishes the reconnect scenario retries are stored once.
+        let deduplicating = |url: &str| NatsConfig {
+            deduplicate: true,
+            ..config(url)
+        };
+        let backend = match backend_with(name, &url, deduplicating).await {
             Ok(backend) => backend,
             Err(reason) => return Backend::unavailable(name, reason),
         };

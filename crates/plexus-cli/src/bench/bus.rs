@@ -22,6 +22,7 @@
 
 mod baseline;
 mod measure;
+mod nats;
 mod table;
 
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ pub enum Backend {
     Memory,
     /// The SQLite bus (a temporary database file).
     Sqlite,
+    /// NATS JetStream (`PLEXUS_BENCH_NATS`, default the local server;
+    /// a stream of its own per measurement).
+    Nats,
 }
 
 /// Arguments of `plexus bench bus`.
@@ -94,7 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let machine = Machine::detect();
     let default_messages = match args.backend {
         Backend::Memory => 200_000,
-        Backend::Sqlite => 50_000,
+        Backend::Sqlite | Backend::Nats => 50_000,
     };
     let messages = args.messages.unwrap_or(if args.quick {
         default_messages / 10
@@ -182,6 +186,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             match args.backend {
                 Backend::Memory => "memory",
                 Backend::Sqlite => "sqlite",
+                Backend::Nats => "nats",
             }
         ))
     });

@@ -24,10 +24,11 @@ pub async fn run(
     match backend {
         Backend::Memory => channel(payload, publishers, messages, keys).await,
         Backend::Sqlite => inserts(path, payload, publishers, messages, keys).await,
+        Backend::Nats => super::nats::raw(path, payload, publishers, messages).await,
     }
 }
 
-fn shares(publishers: usize, messages: u64) -> Vec<u64> {
+pub fn shares(publishers: usize, messages: u64) -> Vec<u64> {
     let share = messages / publishers as u64;
     (0..publishers as u64)
         .map(|p| {

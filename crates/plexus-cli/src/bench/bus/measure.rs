@@ -13,9 +13,11 @@ use hdrhistogram::Histogram;
 use plexus_bus::memory::MemoryBus;
 use plexus_core::Message;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
+use plexus_nats::NatsBus;
 use plexus_sqlite::SqliteBus;
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{BATCH, Backend, CONSUMERS};
@@ -24,7 +26,7 @@ use super::{BATCH, Backend, CONSUMERS};
 /// group to keep up with 16 publishers on the SQLite bus, whose deliveries
 /// come a commit after they are claimed (with 256, its consumers fell
 /// behind by a median of 140–270 ms and the measurement was of the lag).
-const MAX_IN_FLIGHT: usize = 1024;
+pub const MAX_IN_FLIGHT: usize = 1024;
 
 /// The figures of one measurement.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -107,6 +109,10 @@ async fn open(
             let bus = SqliteBus::open(&file)
                 .await
                 .with_context(|| format!("opening the SQLite bus at {}", file.display()))?;
+            (Arc::new(bus.clone()), Arc::new(bus))
+        }
+        Backend::Nats => {
+            let bus = NatsBus::with_config(super::nats::config(path).await?).await?;
             (Arc::new(bus.clone()), Arc::new(bus))
         }
     })
@@ -198,6 +204,28 @@ pub async fn plexus(
             Ok::<_, anyhow::Error>(())
         }));
     }
+    let measured = finish(started, senders, consumers, messages).await?;
+    anyhow::ensure!(
+        acked.load(Ordering::Acquire) >= messages,
+        "only {} of {messages} messages were acknowledged",
+        acked.load(Ordering::Acquire)
+    );
+    publisher.close().await?;
+    subscriber.close().await?;
+    if backend == Backend::Nats {
+        super::nats::cleanup(path).await?;
+    }
+    Ok(measured)
+}
+
+/// Waits for the publishers, then the consumers (each returning its
+/// latencies), of a measurement of `messages` that began at `started`.
+pub async fn finish(
+    started: Instant,
+    senders: Vec<JoinHandle<anyhow::Result<()>>>,
+    consumers: Vec<JoinHandle<anyhow::Result<Histogram<u64>>>>,
+    messages: u64,
+) -> anyhow::Result<Measured> {
     for sender in senders {
         sender.await.context("a publisher panicked")??;
     }
@@ -208,13 +236,6 @@ pub async fn plexus(
         latency.add(&part).expect("histograms with the same bounds");
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(
-        acked.load(Ordering::Acquire) >= messages,
-        "only {} of {messages} messages were acknowledged",
-        acked.load(Ordering::Acquire)
-    );
-    publisher.close().await?;
-    subscriber.close().await?;
     Ok(Measured {
         throughput: messages as f64 / elapsed.as_secs_f64(),
         publish_throughput: messages as f64 / published.as_secs_f64(),

@@ -78,6 +78,8 @@ pub struct Floor {
     pub name: String,
     pub value: f64,
     pub bound: f64,
+    /// The value must not exceed the bound (else: reach it).
+    pub at_most: bool,
     pub holds: bool,
 }
 
@@ -93,6 +95,7 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
         name: name.to_owned(),
         value,
         bound,
+        at_most: false,
         holds: value >= bound,
     };
     match backend {
@@ -101,6 +104,7 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
             row.plexus.throughput,
             1_000_000.0,
         )],
+        Backend::Nats => nats_floors(rows),
         Backend::Sqlite => vec![
             floor(
                 "SQLite publish+consume / raw batched inserts (64 B, 16 publishers)",
@@ -114,6 +118,33 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
             ),
         ],
     }
+}
+
+/// NATS, on every row: throughput ≥ 0.9 × raw async-nats, p99 ≤ 1.2 ×
+/// raw's.
+fn nats_floors(rows: &[Row]) -> Vec<Floor> {
+    rows.iter()
+        .flat_map(|r| {
+            let what = format!("{} B, {} publishers", r.payload_bytes, r.publishers);
+            let p99 = r.plexus.p99_us / r.baseline.p99_us;
+            [
+                Floor {
+                    name: format!("NATS publish+consume / raw async-nats ({what})"),
+                    value: r.ratio,
+                    bound: 0.9,
+                    at_most: false,
+                    holds: r.ratio >= 0.9,
+                },
+                Floor {
+                    name: format!("NATS p99 / raw async-nats p99 ({what})"),
+                    value: p99,
+                    bound: 1.2,
+                    at_most: true,
+                    holds: p99 <= 1.2,
+                },
+            ]
+        })
+        .collect()
 }
 
 pub fn print(rows: &[Row], curve: &[CurvePoint], floors: &[Floor]) {
@@ -161,9 +192,10 @@ pub fn print(rows: &[Row], curve: &[CurvePoint], floors: &[Floor]) {
     );
     for f in floors {
         println!(
-            "floor: {} = {:.2} (≥ {}): {}",
+            "floor: {} = {:.2} ({} {}): {}",
             f.name,
             f.value,
+            if f.at_most { "≤" } else { "≥" },
             f.bound,
             if f.holds { "holds" } else { "FAILS" }
         );
