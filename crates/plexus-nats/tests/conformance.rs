@@ -5,6 +5,8 @@
 //!   (`PLEXUS_TEST_NATS`, default `nats://127.0.0.1:4222`); each handle
 //!   is a connection of its own. Skips with one line when the server is
 //!   unreachable, fails then with `CI=true`.
+//! - `interop`: `cloudevents_interop` with Python's nats-py (binary
+//!   content mode both ways) against the machine's server.
 //! - `restarted`: `reconnect` and `durable_across_restart` against a
 //!   server this test starts on a free port with a store of its own, so
 //!   that restarting it disturbs no other scenario. `reconnect` kills it
@@ -14,6 +16,7 @@
 //!   and also kills a child process (this binary running the ignored
 //!   `crash_child`) mid-stream.
 
+mod foreign;
 mod server;
 
 use std::time::Duration;
@@ -76,6 +79,37 @@ mod machine {
     }
 
     plexus_conformance::conformance_tests!(nats_bus);
+}
+
+mod interop {
+    use super::*;
+    use crate::foreign::PythonNats;
+
+    /// cloudevents_interop with Python's nats-py on the machine's server;
+    /// skips with one line without nats-py or the server (fails then with
+    /// `CI=true`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cloudevents_interop() {
+        let url = std::env::var("PLEXUS_TEST_NATS")
+            .unwrap_or_else(|_| plexus_nats::DEFAULT_URL.to_owned());
+        let name = format!("nats bus ({url}) with Python");
+        let setup = || async {
+            let stream = config(&url);
+            let foreign = match PythonNats::find(&url, &stream.stream, &stream.subject_prefix).await
+            {
+                Ok(foreign) => foreign,
+                Err(reason) => return Backend::unavailable(name.clone(), reason),
+            };
+            match backend(&name, &url).await {
+                Ok(backend) => backend.foreign_client(foreign),
+                Err(reason) => Backend::unavailable(name.clone(), reason),
+            }
+        };
+        let _outcome = plexus_conformance::run("cloudevents_interop", setup, |backend| {
+            Box::pin(plexus_conformance::scenarios::cloudevents_interop(backend))
+        })
+        .await;
+    }
 }
 
 mod restarted {
