@@ -1,7 +1,7 @@
-//! A member of a consumer group: once its subscription is read with
-//! nothing left to hand out, pulls as many messages as it has room for
-//! (its `max_in_flight` less what it holds unanswered) from the group's
-//! consumer and hands them out as deliveries. A subscription nobody reads
+//! A member of a consumer group: once its subscription is first read,
+//! pulls as many messages as it has room for (its `max_in_flight` less
+//! what it holds unanswered) from the group's consumer, again and again,
+//! and hands them out as deliveries. A subscription nobody ever reads
 //! pulls nothing, so it holds no message away from the other members.
 
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub(crate) async fn subscribe(
     let subject = subject(&shared.config.subject_prefix, topic)?;
     let consumer = consumer(&shared, topic, subject, &options).await?;
     let (deliveries, mut received) = mpsc::channel(options.max_in_flight);
+    // Notified when the subscription is first read (and on later reads
+    // finding nothing, which changes nothing once it pulls).
     let wanted = Arc::new(Notify::new());
     let member = Member {
         wanted: Arc::clone(&wanted),
@@ -109,7 +111,8 @@ async fn consumer(
 }
 
 struct Member {
-    /// Notified when the subscription is read with nothing to hand out.
+    /// Notified when the subscription is read with nothing to hand out;
+    /// the member pulls from the first time on.
     wanted: Arc<Notify>,
     shared: Arc<Shared>,
     consumer: PullConsumer,
@@ -123,14 +126,14 @@ struct Member {
 impl Member {
     /// Pulls and hands out deliveries until the subscription is dropped
     /// or the bus closed.
-    async fn run(mut self, deliveries: mpsc::Sender<Result<Delivery, BusError>>) {
+    async fn run(self, deliveries: mpsc::Sender<Result<Delivery, BusError>>) {
         let closed = self.shared.closed.clone();
-        loop {
-            tokio::select! {
-                () = closed.cancelled() => break,
-                () = deliveries.closed() => break,
-                () = self.wanted.notified() => {}
-            }
+        let read = tokio::select! {
+            () = closed.cancelled() => false,
+            () = deliveries.closed() => false,
+            () = self.wanted.notified() => true,
+        };
+        while read && !closed.is_cancelled() {
             let first = tokio::select! {
                 () = closed.cancelled() => break,
                 () = deliveries.closed() => break,
@@ -151,18 +154,12 @@ impl Member {
                 () = deliveries.closed() => break,
                 pulled = self.pull(permits, &deliveries) => pulled,
             };
-            match pulled {
-                // Nothing came: pull again while the reader still waits.
-                Ok(0) => self.wanted.notify_one(),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::debug!(topic = %self.topic, %error, "pulling messages failed; pulling again");
-                    self.wanted.notify_one();
-                    tokio::select! {
-                        () = closed.cancelled() => break,
-                        () = deliveries.closed() => break,
-                        () = tokio::time::sleep(RETRY) => {}
-                    }
+            if let Err(error) = pulled {
+                tracing::debug!(topic = %self.topic, %error, "pulling messages failed; pulling again");
+                tokio::select! {
+                    () = closed.cancelled() => break,
+                    () = deliveries.closed() => break,
+                    () = tokio::time::sleep(RETRY) => {}
                 }
             }
         }
@@ -170,18 +167,15 @@ impl Member {
             let name = self.consumer.cached_info().name.clone();
             let _ = self.shared.stream.delete_consumer(&name).await;
         }
-        let _ = &mut self;
     }
 
     /// One pull of at most `permits.len()` messages, each handed out
-    /// with a permit (the unused ones go back when the pull ends); how
-    /// many were handed out.
+    /// with a permit (the unused ones go back when the pull ends).
     async fn pull(
         &self,
         mut permits: Vec<OwnedSemaphorePermit>,
         deliveries: &mpsc::Sender<Result<Delivery, BusError>>,
-    ) -> Result<usize, String> {
-        let mut handed = 0;
+    ) -> Result<(), String> {
         let mut batch = self
             .consumer
             .batch()
@@ -199,14 +193,13 @@ impl Member {
             match self.delivery(message, permit) {
                 Some(delivery) => {
                     if deliveries.send(Ok(delivery)).await.is_err() {
-                        return Ok(handed);
+                        return Ok(());
                     }
-                    handed += 1;
                 }
                 None => continue,
             }
         }
-        Ok(handed)
+        Ok(())
     }
 
     /// The delivery of `message`; `None` (the message terminated, the
