@@ -1,8 +1,10 @@
 //! A member of a consumer group: once its subscription is first read,
-//! pulls as many messages as it has room for (its `max_in_flight` less
-//! what it holds unanswered) from the group's consumer, again and again,
-//! and hands them out as deliveries. A subscription nobody ever reads
-//! pulls nothing, so it holds no message away from the other members.
+//! pulls from the group's consumer continuously (batches of its
+//! `max_in_flight`) and hands a message out whenever it holds fewer than
+//! `max_in_flight` unanswered; what it pulled ahead waits in the client,
+//! leased, so a member holds at most twice `max_in_flight` of the group's
+//! messages. A subscription nobody ever reads pulls nothing, so it holds
+//! no message away from the other members.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -134,25 +136,11 @@ impl Member {
             () = self.wanted.notified() => true,
         };
         while read && !closed.is_cancelled() {
-            let first = tokio::select! {
-                () = closed.cancelled() => break,
-                () = deliveries.closed() => break,
-                permit = Arc::clone(&self.room).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let mut permits = vec![first];
-            while permits.len() < self.max_in_flight {
-                match Arc::clone(&self.room).try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
-            }
             let pulled = tokio::select! {
+                biased;
                 () = closed.cancelled() => break,
                 () = deliveries.closed() => break,
-                pulled = self.pull(permits, &deliveries) => pulled,
+                pulled = self.pull(&deliveries) => pulled,
             };
             if let Err(error) = pulled {
                 tracing::debug!(topic = %self.topic, %error, "pulling messages failed; pulling again");
@@ -169,37 +157,36 @@ impl Member {
         }
     }
 
-    /// One pull of at most `permits.len()` messages, each handed out
-    /// with a permit (the unused ones go back when the pull ends).
+    /// Pulls continuously (async-nats's pull stream, batches of
+    /// `max_in_flight`), handing out each message once a permit is free;
+    /// returns on an error of the stream.
     async fn pull(
         &self,
-        mut permits: Vec<OwnedSemaphorePermit>,
         deliveries: &mpsc::Sender<Result<Delivery, BusError>>,
     ) -> Result<(), String> {
-        let mut batch = self
+        let mut pulled = self
             .consumer
-            .batch()
-            .max_messages(permits.len())
+            .stream()
+            .max_messages_per_batch(self.max_in_flight)
             .expires(self.shared.config.pull_wait)
             .messages()
             .await
             .map_err(|e| e.to_string())?;
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(|e| e.to_string())?;
-            let Some(permit) = permits.pop() else {
-                // More than asked for: leave it to its ack wait.
-                continue;
+        loop {
+            let permit = Arc::clone(&self.room)
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(message) = pulled.next().await else {
+                return Err("the pull stream ended".to_owned());
             };
-            match self.delivery(message, permit) {
-                Some(delivery) => {
-                    if deliveries.send(Ok(delivery)).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                None => continue,
+            let message = message.map_err(|e| e.to_string())?;
+            if let Some(delivery) = self.delivery(message, permit)
+                && deliveries.send(Ok(delivery)).await.is_err()
+            {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// The delivery of `message`; `None` (the message terminated, the
