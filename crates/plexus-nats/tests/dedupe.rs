@@ -30,18 +30,26 @@ async fn bus(deduplicate: bool) -> Option<NatsBus> {
     }
 }
 
-/// How many messages a new group reads from the start of `topic`.
-async fn stored(bus: &NatsBus, topic: &str) -> usize {
+/// How many messages a new group reads from the start of `topic` before
+/// the one with subject `end` (published last: one member reads a
+/// subject in stream order).
+async fn stored_before_end(bus: &NatsBus, topic: &str) -> usize {
     let options = SubscribeOptions::group("count").from_earliest();
     let mut subscription = bus.subscribe(topic, options).await.unwrap();
     let mut count = 0;
-    while let Ok(Some(delivery)) =
-        tokio::time::timeout(Duration::from_millis(500), subscription.next()).await
-    {
-        delivery.unwrap().ack().await.unwrap();
+    loop {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("the end marker within 10 s")
+            .expect("an open subscription")
+            .unwrap();
+        let end = delivery.message().subject() == Some("end");
+        delivery.ack().await.unwrap();
+        if end {
+            return count;
+        }
         count += 1;
     }
-    count
 }
 
 #[tokio::test]
@@ -61,8 +69,13 @@ async fn a_republished_batch_is_stored_once_only_with_deduplication() {
             .collect();
         bus.publish(&topic, batch.clone()).await.unwrap();
         bus.publish(&topic, batch).await.unwrap();
+        let end = Message::builder("t", "/dedupe")
+            .subject("end")
+            .build()
+            .unwrap();
+        bus.publish(&topic, vec![end]).await.unwrap();
         assert_eq!(
-            stored(&bus, &topic).await,
+            stored_before_end(&bus, &topic).await,
             expected,
             "deduplicate: {deduplicate}"
         );

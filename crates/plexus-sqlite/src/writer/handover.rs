@@ -38,7 +38,8 @@ pub(super) struct Extension {
     group_id: i64,
     from: i64,
     to: i64,
-    seqs: String,
+    /// The leased messages with a pending row each (a JSON list), if any.
+    seqs: Option<String>,
     run: Option<i64>,
 }
 
@@ -53,7 +54,8 @@ pub(super) fn extensions(leased: Vec<Leased>) -> impl Iterator<Item = Extension>
             group_id: l.group_id,
             from: l.due,
             to,
-            seqs: serde_json::to_string(&l.seqs).expect("a list of integers serializes"),
+            seqs: (!l.seqs.is_empty())
+                .then(|| serde_json::to_string(&l.seqs).expect("a list of integers serializes")),
             run: l.run,
         })
     })
@@ -77,9 +79,9 @@ impl Writer {
                 .await
                 .map_err(|e| self.error("extending leases to their handover", &e))?;
             }
-            if extension.seqs == "[]" {
+            let Some(seqs) = extension.seqs else {
                 continue;
-            }
+            };
             sqlx::query(
                 "UPDATE plexus_pending SET due_ms = ?3
                  WHERE group_id = ?1 AND due_ms = ?2
@@ -88,7 +90,7 @@ impl Writer {
             .bind(extension.group_id)
             .bind(extension.from)
             .bind(extension.to)
-            .bind(&extension.seqs)
+            .bind(seqs)
             .execute(&mut self.connection)
             .await
             .map_err(|e| self.error("extending leases to their handover", &e))?;

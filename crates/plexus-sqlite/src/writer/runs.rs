@@ -284,9 +284,8 @@ impl Writer {
         Ok(gone)
     }
 
-    /// Explodes the runs `which` selects into pending rows; whether
-    /// there were any.
-    pub(super) async fn explode(&mut self, which: Explode<'_>) -> Result<bool, BusError> {
+    /// Explodes the runs `which` selects into pending rows.
+    pub(super) async fn explode(&mut self, which: Explode<'_>) -> Result<(), BusError> {
         let doing = "returning leased messages";
         let (statements, first): (&[&str; 2], i64) = match which {
             Explode::Expired { group_id, .. } => (&EXPLODE_EXPIRED, group_id),
@@ -308,7 +307,7 @@ impl Writer {
         // A run always has an unacknowledged message (the last ack
         // deletes it): nothing inserted, no run selected.
         if inserted == 0 {
-            return Ok(false);
+            return Ok(());
         }
         let deleted = bind(statements[1])
             .fetch_all(&mut self.connection)
@@ -319,6 +318,6 @@ impl Writer {
                 .map_err(|e| self.error(doing, &e))?;
             self.effects.runs.gone.push(run);
         }
-        Ok(true)
+        Ok(())
     }
 }

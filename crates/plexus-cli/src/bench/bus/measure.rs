@@ -45,14 +45,14 @@ pub struct Measured {
 /// The end of a measurement, for its consumers (the flag is read after
 /// arming the notification, so none misses it).
 #[derive(Default)]
-struct Done {
-    flag: AtomicBool,
-    notify: Notify,
+pub(super) struct Done {
+    pub(super) flag: AtomicBool,
+    pub(super) notify: Notify,
 }
 
 /// Counts one acknowledgement; at the last of `messages`, ends the
 /// measurement and says so.
-fn count_ack(acked: &AtomicU64, done: &Done, messages: u64) -> bool {
+pub(super) fn count_ack(acked: &AtomicU64, done: &Done, messages: u64) -> bool {
     if acked.fetch_add(1, Ordering::AcqRel) + 1 < messages {
         return false;
     }

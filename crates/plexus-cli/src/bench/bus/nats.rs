@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use async_nats::HeaderMap;
@@ -19,7 +19,7 @@ use plexus_nats::NatsConfig;
 use tokio::time::Instant;
 
 use super::measure::MAX_IN_FLIGHT;
-use super::measure::{Measured, finish, histogram};
+use super::measure::{Done, Measured, count_ack, finish, histogram};
 use super::{BATCH, CONSUMERS};
 
 /// The server: `PLEXUS_BENCH_NATS`, default the local one.
@@ -107,9 +107,11 @@ pub async fn raw(
         .await
         .context("creating the raw baseline's consumer")?;
     let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Done::default());
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
-        let (consumer, client, acked) = (consumer.clone(), client.clone(), Arc::clone(&acked));
+        let (consumer, client) = (consumer.clone(), client.clone());
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
             let mut acks = FuturesUnordered::new();
@@ -118,10 +120,15 @@ pub async fn raw(
                 .max_messages_per_batch(MAX_IN_FLIGHT)
                 .messages()
                 .await?;
+            // Armed before the flag is read (as plexus's consumers do).
+            let finished = done.notify.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
             // Acks complete while messages come; no more than
             // MAX_IN_FLIGHT unanswered.
-            while acked.load(Ordering::Acquire) < messages {
+            while !done.flag.load(Ordering::Acquire) {
                 let message = tokio::select! {
+                    () = &mut finished => break,
                     Some(result) = acks.next(), if !acks.is_empty() => {
                         result?;
                         continue;
@@ -130,8 +137,6 @@ pub async fn raw(
                         Some(message) => message.map_err(|e| anyhow::anyhow!("pulling: {e}"))?,
                         None => break,
                     },
-                    // Another member acknowledged the last message.
-                    () = tokio::time::sleep(Duration::from_millis(100)) => continue,
                 };
                 if let Some(sent) = message
                     .headers
@@ -145,10 +150,10 @@ pub async fn raw(
                     .reply
                     .clone()
                     .context("a message without a reply subject")?;
-                let (client, acked) = (client.clone(), Arc::clone(&acked));
+                let (client, acked, done) = (client.clone(), Arc::clone(&acked), Arc::clone(&done));
                 acks.push(async move {
                     client.request(reply, Bytes::from(AckKind::Ack)).await?;
-                    acked.fetch_add(1, Ordering::AcqRel);
+                    count_ack(&acked, &done, messages);
                     Ok::<_, anyhow::Error>(())
                 });
             }
