@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use plexus_core::message::{SPEC_VERSION, format_time, parse_time};
@@ -56,28 +56,33 @@ pub(crate) struct Encoded {
 pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
     let mut headers = HeaderMap::new();
     let mut size = message.payload().len();
-    let mut put = |name: &str, value: &str| {
+    // Names known ahead are static (no allocation); a value is copied
+    // once, or moved when percent-encoding already made it a String.
+    let mut put = |name: HeaderName, value: &str| {
         let value: Cow<'_, str> = utf8_percent_encode(value, VALUE).into();
-        size += name.len() + value.len() + 4;
-        headers.insert(name, &*value);
+        size += AsRef::<str>::as_ref(&name).len() + value.len() + 4;
+        headers.insert(name, value.into_owned());
     };
-    put("ce-specversion", SPEC_VERSION);
-    put("ce-id", message.id());
-    put("ce-source", message.source());
-    put("ce-type", message.ty());
-    put("ce-time", &format_time(message.time()));
+    put(HeaderName::from_static("ce-specversion"), SPEC_VERSION);
+    put(HeaderName::from_static("ce-id"), message.id());
+    put(HeaderName::from_static("ce-source"), message.source());
+    put(HeaderName::from_static("ce-type"), message.ty());
+    put(
+        HeaderName::from_static("ce-time"),
+        &format_time(message.time()),
+    );
     if let Some(subject) = message.subject() {
-        put("ce-subject", subject);
+        put(HeaderName::from_static("ce-subject"), subject);
     }
     if let Some(key) = message.key() {
-        put("ce-partitionkey", key);
+        put(HeaderName::from_static("ce-partitionkey"), key);
     }
     if let Some(content_type) = message.data_content_type() {
-        put("content-type", content_type);
+        put(HeaderName::from_static("content-type"), content_type);
     }
     if let Some(topic) = dedupe_topic {
         put(
-            MSG_ID,
+            HeaderName::from_static(MSG_ID),
             &format!("{topic} {} {}", message.source(), message.id()),
         );
     }
@@ -89,6 +94,9 @@ pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<En
                 message.id()
             ));
         }
+        let name = name
+            .parse::<HeaderName>()
+            .map_err(|e| format!("message `{}`: header `{name}`: {e}", message.id()))?;
         put(name, value);
     }
     Ok(Encoded {
@@ -100,78 +108,110 @@ pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<En
 
 /// Decodes a message received on the stream: in binary content mode when
 /// it has a `ce-id` header; otherwise (a plain NATS message) as a message
-/// of type `io.nats.message` from `/nats/SUBJECT` with id `fallback_id`,
+/// of type `io.nats.message` from `/nats/SUBJECT` with the id `fallback_id` makes,
 /// its headers kept. `published` is the time when it has no `ce-time`.
 pub(crate) fn decode(
     headers: Option<&HeaderMap>,
     payload: Bytes,
     subject: &str,
-    fallback_id: String,
+    fallback_id: impl FnOnce() -> String,
     published: SystemTime,
 ) -> Result<Message, String> {
-    let mut read: BTreeMap<String, String> = BTreeMap::new();
+    // The binding's own headers land in their slots (matched without
+    // allocating); any other becomes a header of the message.
+    let mut slots: [Option<String>; RESERVED.len()] = Default::default();
+    let mut extra: BTreeMap<String, String> = BTreeMap::new();
     for (name, values) in headers.into_iter().flat_map(HeaderMap::iter) {
-        let name = AsRef::<str>::as_ref(name).to_ascii_lowercase();
-        if name == "nats-msg-id" {
+        let name: &str = name.as_ref();
+        if name.eq_ignore_ascii_case(MSG_ID) {
             continue;
         }
-        if let Some(value) = values.last() {
-            let value = percent_decode_str(value.as_str())
-                .decode_utf8()
-                .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?;
-            read.insert(name, value.into_owned());
+        let Some(value) = values.last() else {
+            continue;
+        };
+        let value = percent_decode_str(value.as_str())
+            .decode_utf8()
+            .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?
+            .into_owned();
+        match RESERVED.iter().position(|r| name.eq_ignore_ascii_case(r)) {
+            Some(slot) => slots[slot] = Some(value),
+            None => {
+                // Other CloudEvents extension attributes become headers of
+                // their own names (plexus headers take no `ce-` prefix).
+                let name = name.to_ascii_lowercase();
+                let name = match name.strip_prefix("ce-") {
+                    Some(extension) => extension.to_owned(),
+                    None => name,
+                };
+                extra.insert(name, value);
+            }
         }
     }
-    let binary = read.contains_key("ce-id");
-    let mut take = |name: &str| read.remove(name);
-    let parts = if binary {
-        if let Some(version) = take("ce-specversion")
-            && version != SPEC_VERSION
-        {
-            return Err(format!(
-                "ce-specversion is `{version}`; plexus reads {SPEC_VERSION}"
-            ));
+    let [
+        specversion,
+        id,
+        source,
+        ty,
+        time,
+        ce_subject,
+        key,
+        data_content_type,
+    ] = slots;
+    let parts = match id {
+        Some(id) => {
+            if let Some(version) = specversion
+                && version != SPEC_VERSION
+            {
+                return Err(format!(
+                    "ce-specversion is `{version}`; plexus reads {SPEC_VERSION}"
+                ));
+            }
+            let required = |value: Option<String>, name: &str| {
+                value.ok_or_else(|| format!("ce-id is set but {name} is missing"))
+            };
+            MessageParts {
+                id,
+                source: required(source, "ce-source")?,
+                ty: required(ty, "ce-type")?,
+                subject: ce_subject,
+                time: match time {
+                    Some(time) => parse_time(&time).map_err(|e| format!("ce-time: {e}"))?,
+                    None => published,
+                },
+                data_content_type,
+                key,
+                headers: extra,
+                payload,
+            }
         }
-        let required = |value: Option<String>, name: &str| {
-            value.ok_or_else(|| format!("ce-id is set but {name} is missing"))
-        };
-        MessageParts {
-            id: required(take("ce-id"), "ce-id")?,
-            source: required(take("ce-source"), "ce-source")?,
-            ty: required(take("ce-type"), "ce-type")?,
-            subject: take("ce-subject"),
-            time: match take("ce-time") {
-                Some(time) => parse_time(&time).map_err(|e| format!("ce-time: {e}"))?,
-                None => published,
-            },
-            data_content_type: take("content-type"),
-            key: take("ce-partitionkey"),
-            headers: BTreeMap::new(),
-            payload,
-        }
-    } else {
-        MessageParts {
-            id: fallback_id,
-            source: format!("/nats/{subject}"),
-            ty: "io.nats.message".to_owned(),
-            subject: None,
-            time: published,
-            data_content_type: take("content-type"),
-            key: None,
-            headers: BTreeMap::new(),
-            payload,
+        None => {
+            // A plain NATS message: the binding's other headers, if any,
+            // stay headers of their own names.
+            for (name, value) in [
+                ("specversion", specversion),
+                ("source", source),
+                ("type", ty),
+                ("time", time),
+                ("subject", ce_subject),
+                ("partitionkey", key),
+            ] {
+                if let Some(value) = value {
+                    extra.insert(name.to_owned(), value);
+                }
+            }
+            MessageParts {
+                id: fallback_id(),
+                source: format!("/nats/{subject}"),
+                ty: "io.nats.message".to_owned(),
+                subject: None,
+                time: published,
+                data_content_type,
+                key: None,
+                headers: extra,
+                payload,
+            }
         }
     };
-    let mut parts = parts;
-    // Other CloudEvents extension attributes become headers of their own
-    // names (plexus headers take no `ce-` prefix).
-    parts.headers = read
-        .into_iter()
-        .map(|(name, value)| match name.strip_prefix("ce-") {
-            Some(extension) => (extension.to_owned(), value),
-            None => (name, value),
-        })
-        .collect();
     Message::from_parts(parts).map_err(|e| e.to_string())
 }
 
@@ -190,7 +230,7 @@ mod tests {
             Some(&encoded.headers),
             encoded.payload,
             "plexus.t",
-            "unused".to_owned(),
+            || "unused".to_owned(),
             UNIX_EPOCH,
         )
         .unwrap()
@@ -220,7 +260,7 @@ mod tests {
             None,
             Bytes::from_static(b"hi"),
             "plexus.t",
-            "PLEXUS-7".to_owned(),
+            || "PLEXUS-7".to_owned(),
             UNIX_EPOCH,
         )
         .unwrap();
@@ -244,17 +284,17 @@ mod tests {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("ce-id", "1");
         headers.insert("ce-type", "t");
-        let missing = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        let missing = decode(Some(&headers), Bytes::new(), "s", String::new, UNIX_EPOCH);
         assert!(missing.unwrap_err().contains("ce-source is missing"));
         headers.insert("ce-source", "/s");
         headers.insert("ce-traceparent", "00-abc-def-01");
-        let extended = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        let extended = decode(Some(&headers), Bytes::new(), "s", String::new, UNIX_EPOCH);
         assert_eq!(
             extended.unwrap().header("traceparent"),
             Some("00-abc-def-01")
         );
         headers.insert("ce-specversion", "0.3");
-        let old = decode(Some(&headers), Bytes::new(), "s", String::new(), UNIX_EPOCH);
+        let old = decode(Some(&headers), Bytes::new(), "s", String::new, UNIX_EPOCH);
         assert!(old.unwrap_err().contains("0.3"));
     }
 }

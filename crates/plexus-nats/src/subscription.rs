@@ -126,6 +126,12 @@ struct Member {
 }
 
 impl Member {
+    /// The id of a message at `sequence` of the stream that carries no
+    /// `ce-id` (and how a malformed one is named in logs).
+    fn fallback_id(&self, sequence: u64) -> String {
+        format!("{}-{sequence}", self.shared.config.stream)
+    }
+
     /// Pulls and hands out deliveries until the subscription is dropped
     /// or the bus closed.
     async fn run(self, deliveries: mpsc::Sender<Result<Delivery, BusError>>) {
@@ -196,10 +202,10 @@ impl Member {
         message: jetstream::Message,
         permit: OwnedSemaphorePermit,
     ) -> Option<Delivery> {
-        let (attempt, fallback_id, published) = match message.info() {
+        let (attempt, stream_sequence, published) = match message.info() {
             Ok(info) => (
                 u32::try_from(info.delivered).unwrap_or(u32::MAX),
-                format!("{}-{}", info.stream, info.stream_sequence),
+                info.stream_sequence,
                 SystemTime::from(info.published),
             ),
             Err(error) => {
@@ -212,7 +218,7 @@ impl Member {
             message.message.headers.as_ref(),
             message.message.payload.clone(),
             message.message.subject.as_str(),
-            fallback_id.clone(),
+            || self.fallback_id(stream_sequence),
             published,
         );
         let acker = NatsAcker {
@@ -230,7 +236,7 @@ impl Member {
             Err(reason) => {
                 tracing::error!(
                     topic = %self.topic,
-                    message = %fallback_id,
+                    message = %self.fallback_id(stream_sequence),
                     %reason,
                     "a message that is not a valid CloudEvent in binary content mode; terminated (never delivered again)"
                 );
