@@ -1,0 +1,89 @@
+//! Publishing: a batch is one multi-row INSERT (one array per column), so
+//! it commits whole or not at all; the topic's subscribers are woken after
+//! the commit.
+
+use plexus_core::Message;
+use plexus_core::bus::{BusError, check_topic, message_size};
+
+use super::Shared;
+use super::row::Columns;
+
+/// Publishes `batch` to `topic` (see [`Publisher::publish`]).
+///
+/// [`Publisher::publish`]: plexus_core::bus::Publisher::publish
+pub(crate) async fn publish(
+    shared: &Shared,
+    topic: &str,
+    batch: Vec<Message>,
+) -> Result<(), BusError> {
+    if shared.closed.is_cancelled() {
+        return Err(shared.closed_error("publisher"));
+    }
+    check_topic(topic)?;
+    let config = &shared.config;
+    let limit = config.max_message_bytes;
+    let mut bytes = 0usize;
+    for message in &batch {
+        let size = message_size(message);
+        if size > limit {
+            return Err(BusError::TooLarge {
+                backend: shared.name.to_string(),
+                topic: topic.to_owned(),
+                id: message.id().to_owned(),
+                size,
+                limit,
+            });
+        }
+        bytes += size;
+    }
+    if batch.is_empty() {
+        return Ok(());
+    }
+    if batch.len() > config.max_batch_messages {
+        return Err(BusError::Full {
+            topic: topic.to_owned(),
+            reason: format!(
+                "a batch of {} messages is more than one publish may carry ({}, PostgresConfig::max_batch_messages); split it",
+                batch.len(),
+                config.max_batch_messages
+            ),
+        });
+    }
+    if bytes > config.max_batch_bytes {
+        return Err(BusError::Full {
+            topic: topic.to_owned(),
+            reason: format!(
+                "a batch of {bytes} bytes is more than one publish may carry ({}, PostgresConfig::max_batch_bytes); split it",
+                config.max_batch_bytes
+            ),
+        });
+    }
+    let columns = Columns::of(&batch).map_err(|(id, reason)| {
+        BusError::invalid(
+            "time",
+            format!("message `{id}` on topic `{topic}`: {reason} (years -9999 to 9999)"),
+        )
+    })?;
+    sqlx::query(&shared.sql.publish)
+        .bind(topic)
+        .bind(&columns.ids)
+        .bind(&columns.sources)
+        .bind(&columns.types)
+        .bind(&columns.subjects)
+        .bind(&columns.times)
+        .bind(&columns.content_types)
+        .bind(&columns.keys)
+        .bind(&columns.headers)
+        .bind(&columns.data)
+        .execute(&shared.pool)
+        .await
+        .map_err(|e| {
+            shared.failed(
+                &format!("publishing {} messages to topic `{topic}`", batch.len()),
+                e,
+                "publisher",
+            )
+        })?;
+    shared.notifier.published(topic);
+    Ok(())
+}

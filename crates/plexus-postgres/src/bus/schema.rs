@@ -1,0 +1,281 @@
+//! The bus's tables and functions in its schema (`{s}` below), created if
+//! missing. This is the contract for clients in other languages too; the
+//! [crate documentation](crate) describes it for them.
+//!
+//! - `messages`: every retained message, its CloudEvents attributes in
+//!   columns, headers (extension attributes) in `headers` (JSONB object
+//!   of strings), the payload in `data`. `xid` is the publishing
+//!   transaction (`pg_current_xact_id()`), `seq` the insertion order.
+//! - `groups`: one row per consumer group of a topic. Its cursor
+//!   `(cursor_xid, cursor_seq)` is the last message the group took, in
+//!   `(xid, seq)` order.
+//! - `pending`: the messages a group took and has not acknowledged:
+//!   `attempt` (deliveries so far), `due` (when it may be delivered
+//!   (again): the ack deadline while leased, the end of a nack's delay,
+//!   or the moment it was taken), `owner` (the bus holding its lease).
+//!
+//! Why `(xid, seq)` and `xid < xmin`: a `seq` is drawn at INSERT but
+//! becomes visible at COMMIT, so reading `seq > cursor` could pass over a
+//! row whose transaction commits later (the outbox visibility gap). A
+//! claim takes only messages of transactions older than every transaction
+//! still running (`xid < pg_snapshot_xmin(pg_current_snapshot())`): no
+//! such transaction can add a row any more, so the set in `(xid, seq)`
+//! order only grows at its end and the cursor never passes a message.
+
+/// The version of the layout below; a database holding another version
+/// is set up again (tables are only ever added to).
+pub(crate) const VERSION: i32 = 1;
+
+/// Creates the schema, tables and indexes (idempotent): statements
+/// separated by `;` and a line break.
+pub(crate) const TABLES: &str = r#"
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.meta (
+    version integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {s}.messages (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    topic text NOT NULL,
+    id text NOT NULL,
+    source text NOT NULL,
+    type text NOT NULL,
+    specversion text NOT NULL DEFAULT '1.0',
+    subject text,
+    "time" timestamptz NOT NULL DEFAULT now(),
+    datacontenttype text,
+    partitionkey text,
+    headers jsonb NOT NULL DEFAULT '{}',
+    data bytea NOT NULL DEFAULT ''::bytea,
+    published_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS messages_topic_order ON {s}.messages (topic, xid, seq);
+CREATE TABLE IF NOT EXISTS {s}.groups (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic text NOT NULL,
+    name text NOT NULL,
+    cursor_xid xid8 NOT NULL,
+    cursor_seq bigint NOT NULL,
+    private boolean NOT NULL DEFAULT false,
+    touched timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (topic, name)
+);
+CREATE TABLE IF NOT EXISTS {s}.pending (
+    group_id bigint NOT NULL,
+    seq bigint NOT NULL,
+    xid xid8 NOT NULL,
+    partitionkey text,
+    attempt integer NOT NULL DEFAULT 0,
+    due timestamptz NOT NULL,
+    owner text,
+    PRIMARY KEY (group_id, seq)
+);
+CREATE INDEX IF NOT EXISTS pending_due ON {s}.pending (group_id, due);
+CREATE INDEX IF NOT EXISTS pending_key ON {s}.pending (group_id, partitionkey, xid, seq)
+    WHERE partitionkey IS NOT NULL
+"#;
+
+/// `join_group(topic, name, private, earliest)`: the group's id, creating
+/// it at the earliest retained message or at new messages (those of
+/// transactions that begin writing after it) if missing.
+pub(crate) const JOIN_GROUP: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.join_group(p_topic text, p_name text, p_private boolean, p_earliest boolean)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_id bigint;
+    v_xmax xid8 := pg_snapshot_xmax(pg_current_snapshot());
+BEGIN
+    INSERT INTO {s}.groups (topic, name, cursor_xid, cursor_seq, private)
+    VALUES (p_topic, p_name, CASE WHEN p_earliest THEN '0'::xid8 ELSE v_xmax END, 0, p_private)
+    ON CONFLICT (topic, name) DO NOTHING
+    RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT g.id INTO v_id FROM {s}.groups g WHERE g.topic = p_topic AND g.name = p_name;
+    END IF;
+    RETURN v_id;
+END
+$$
+"#;
+
+/// `claim(group, owner, max, deadline_ms, window)`: leases up to `max`
+/// messages to `owner` for `deadline_ms`, returning them with their
+/// attempt. First messages that are due (redeliveries, nacked ones whose
+/// delay passed, messages released by their key) and are the first of
+/// their key in the group, skipping rows another claim locked; then, if
+/// there is room and the group holds fewer than `window`, new messages
+/// after the group's cursor, of transactions older than every running one.
+/// A new message is leased at once unless an earlier message of its key is
+/// pending (then it waits, taken but unleased).
+///
+/// When it leases nothing it returns one row with `seq` NULL: `attempt`
+/// 1 if committed messages wait behind a running transaction (claim again
+/// soon), else 0; `time` the next moment a pending message falls due, if
+/// any. Fails with SQLSTATE `PXGON` when the group no longer exists.
+pub(crate) const CLAIM: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.claim(p_group bigint, p_owner text, p_max integer, p_deadline_ms bigint, p_window integer)
+RETURNS TABLE (seq bigint, attempt integer, id text, source text, type text, specversion text, subject text,
+               "time" timestamptz, datacontenttype text, partitionkey text, headers jsonb, data bytea)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    v_now timestamptz := clock_timestamp();
+    v_until timestamptz := v_now + p_deadline_ms * interval '1 millisecond';
+    v_mine bigint[];
+    v_room integer;
+    v_topic text;
+    v_cursor_xid xid8;
+    v_cursor_seq bigint;
+    v_touched timestamptz;
+    v_held integer;
+    v_seqs bigint[];
+    v_xids xid8[];
+    v_keys text[];
+    v_n integer;
+    v_behind boolean := false;
+BEGIN
+    WITH picked AS (
+        SELECT p.seq FROM {s}.pending p
+        WHERE p.group_id = p_group AND p.due <= v_now
+          AND (p.partitionkey IS NULL OR NOT EXISTS (
+              SELECT 1 FROM {s}.pending q
+              WHERE q.group_id = p_group AND q.partitionkey = p.partitionkey
+                AND (q.xid, q.seq) < (p.xid, p.seq)))
+        LIMIT p_max
+        FOR UPDATE OF p SKIP LOCKED
+    ), leased AS (
+        UPDATE {s}.pending p SET due = v_until, attempt = p.attempt + 1, owner = p_owner
+        FROM picked WHERE p.group_id = p_group AND p.seq = picked.seq
+        RETURNING p.seq
+    )
+    SELECT coalesce(array_agg(leased.seq), '{}') INTO v_mine FROM leased;
+
+    v_room := p_max - cardinality(v_mine);
+    IF v_room > 0 THEN
+        -- One member of a group takes new messages at a time.
+        PERFORM pg_advisory_xact_lock(hashtext('{s}.groups'), (p_group % 2147483647)::integer);
+        SELECT g.topic, g.cursor_xid, g.cursor_seq, g.touched
+          INTO v_topic, v_cursor_xid, v_cursor_seq, v_touched
+          FROM {s}.groups g WHERE g.id = p_group;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'consumer group % no longer exists', p_group USING ERRCODE = 'PXGON';
+        END IF;
+        SELECT count(*) INTO v_held
+          FROM (SELECT 1 FROM {s}.pending h WHERE h.group_id = p_group LIMIT p_window) w;
+        v_room := least(v_room, p_window - v_held);
+        IF v_room > 0 THEN
+            SELECT array_agg(n.seq ORDER BY n.xid, n.seq), array_agg(n.xid ORDER BY n.xid, n.seq),
+                   array_agg(n.partitionkey ORDER BY n.xid, n.seq)
+              INTO v_seqs, v_xids, v_keys
+              FROM (SELECT m.seq, m.xid, m.partitionkey FROM {s}.messages m
+                    WHERE m.topic = v_topic AND (m.xid, m.seq) > (v_cursor_xid, v_cursor_seq)
+                      AND m.xid < v_xmin
+                    ORDER BY m.xid, m.seq LIMIT v_room) n;
+            v_n := coalesce(cardinality(v_seqs), 0);
+        ELSE
+            v_n := 0;
+        END IF;
+        IF v_n > 0 THEN
+            WITH taken AS (
+                SELECT u.seq, u.xid, u.key, u.n
+                FROM unnest(v_seqs, v_xids, v_keys) WITH ORDINALITY AS u(seq, xid, key, n)
+            ), decided AS (
+                SELECT t.seq, t.xid, t.key,
+                       (t.key IS NULL OR (t.n = min(t.n) OVER (PARTITION BY t.key)
+                         AND NOT EXISTS (SELECT 1 FROM {s}.pending q
+                                         WHERE q.group_id = p_group AND q.partitionkey = t.key))) AS mine
+                FROM taken t
+            ), inserted AS (
+                INSERT INTO {s}.pending (group_id, seq, xid, partitionkey, attempt, due, owner)
+                SELECT p_group, d.seq, d.xid, d.key,
+                       CASE WHEN d.mine THEN 1 ELSE 0 END,
+                       CASE WHEN d.mine THEN v_until ELSE v_now END,
+                       CASE WHEN d.mine THEN p_owner END
+                FROM decided d
+                RETURNING pending.seq, pending.attempt
+            )
+            SELECT v_mine || coalesce(array_agg(i.seq) FILTER (WHERE i.attempt = 1), '{}')
+              INTO v_mine FROM inserted i;
+            UPDATE {s}.groups g SET cursor_xid = v_xids[v_n], cursor_seq = v_seqs[v_n], touched = v_now
+             WHERE g.id = p_group;
+        ELSE
+            IF v_touched < v_now - interval '60 seconds' THEN
+                UPDATE {s}.groups g SET touched = v_now WHERE g.id = p_group;
+            END IF;
+            -- Committed messages a running older transaction holds back.
+            SELECT EXISTS (SELECT 1 FROM {s}.messages m
+                           WHERE m.topic = v_topic AND (m.xid, m.seq) > (v_cursor_xid, v_cursor_seq)
+                             AND m.xid >= v_xmin)
+              INTO v_behind;
+        END IF;
+    END IF;
+
+    IF cardinality(v_mine) = 0 THEN
+        RETURN QUERY
+            SELECT NULL::bigint, CASE WHEN v_behind THEN 1 ELSE 0 END, NULL::text, NULL::text, NULL::text,
+                   NULL::text, NULL::text,
+                   (SELECT min(p.due) FROM {s}.pending p WHERE p.group_id = p_group AND p.due > v_now),
+                   NULL::text, NULL::text, NULL::jsonb, NULL::bytea;
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT m.seq, p.attempt, m.id, m.source, m.type, m.specversion, m.subject, m."time",
+               m.datacontenttype, m.partitionkey, m.headers, m.data
+        FROM {s}.pending p JOIN {s}.messages m ON m.seq = p.seq
+        WHERE p.group_id = p_group AND p.seq = ANY (v_mine)
+        ORDER BY m.xid, m.seq;
+END
+$$
+"#;
+
+/// `prune(max_age_ms, private_expiry_ms, batch)`: deletes up to `batch`
+/// messages per topic that every group of the topic has taken and
+/// acknowledged, up to `batch` messages older than `max_age_ms` (with
+/// their pending rows), and private groups untouched for
+/// `private_expiry_ms`. Returns the messages deleted; does nothing while
+/// another bus prunes the same schema.
+pub(crate) const PRUNE: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.prune(p_max_age_ms bigint, p_private_expiry_ms bigint, p_batch integer)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_deleted bigint := 0;
+    v_n bigint;
+    v_group record;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('{s}.prune')) THEN
+        RETURN 0;
+    END IF;
+    WITH expired AS (
+        DELETE FROM {s}.groups g
+        WHERE g.private AND g.touched < clock_timestamp() - p_private_expiry_ms * interval '1 millisecond'
+        RETURNING g.id
+    )
+    DELETE FROM {s}.pending p USING expired e WHERE p.group_id = e.id;
+
+    FOR v_group IN
+        SELECT DISTINCT ON (g.topic) g.topic, g.cursor_xid, g.cursor_seq
+        FROM {s}.groups g ORDER BY g.topic, g.cursor_xid, g.cursor_seq
+    LOOP
+        DELETE FROM {s}.messages m WHERE m.seq IN (
+            SELECT o.seq FROM {s}.messages o
+            WHERE o.topic = v_group.topic AND (o.xid, o.seq) <= (v_group.cursor_xid, v_group.cursor_seq)
+              AND NOT EXISTS (SELECT 1 FROM {s}.pending p JOIN {s}.groups g ON g.id = p.group_id
+                              WHERE g.topic = v_group.topic AND p.seq = o.seq)
+            ORDER BY o.xid, o.seq LIMIT p_batch);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        v_deleted := v_deleted + v_n;
+    END LOOP;
+
+    WITH old AS (
+        DELETE FROM {s}.messages m
+        WHERE m.seq IN (SELECT o.seq FROM {s}.messages o ORDER BY o.seq LIMIT p_batch)
+          AND m.published_at < clock_timestamp() - p_max_age_ms * interval '1 millisecond'
+        RETURNING m.seq
+    ), unpended AS (
+        DELETE FROM {s}.pending p USING old WHERE p.seq = old.seq
+    )
+    SELECT count(*) INTO v_n FROM old;
+    RETURN v_deleted + v_n;
+END
+$$
+"#;

@@ -1,0 +1,76 @@
+//! The statements the bus runs, with its schema filled in. sqlx prepares
+//! each once per connection and reuses it.
+
+/// Every statement of a bus, for its schema.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    /// The schema, quoted.
+    pub(crate) schema: String,
+    /// `$1` topic, `$2..$10` one array per column: one multi-row INSERT.
+    pub(crate) publish: String,
+    /// `$1` group ids, `$2` seqs, `$3` attempts: deletes the answered
+    /// pending rows still in that attempt.
+    pub(crate) ack: String,
+    /// As `ack`, with `$4` delays in milliseconds: the rows fall due then.
+    pub(crate) nack: String,
+    /// `$1` topic, `$2` group, `$3` private, `$4` from the earliest.
+    pub(crate) join: String,
+    /// `$1` group, `$2` owner, `$3` max, `$4` deadline ms, `$5` window.
+    pub(crate) claim: String,
+    /// `$1` group: removes a private group and its pending rows.
+    pub(crate) leave: String,
+    /// `$1` owner: its leases fall due now.
+    pub(crate) release: String,
+    /// `$1` group, `$2` seq: the row waits until someone repairs it.
+    pub(crate) park: String,
+    /// `$1` max age ms, `$2` private group expiry ms, `$3` batch.
+    pub(crate) prune: String,
+    /// `$1` channel, `$2` topics.
+    pub(crate) notify: &'static str,
+}
+
+impl Statements {
+    /// The statements for `schema` (already checked to be a plain
+    /// identifier).
+    pub(crate) fn new(schema: &str) -> Self {
+        let s = format!("\"{schema}\"");
+        let fill = |sql: &str| sql.replace("{s}", &s);
+        Statements {
+            publish: fill(
+                "INSERT INTO {s}.messages (topic, id, source, type, subject, \"time\", datacontenttype, partitionkey, headers, data) \
+                 SELECT $1, u.id, u.source, u.type, u.subject, u.t, u.ct, u.key, coalesce(u.headers::jsonb, '{}'), u.data \
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bytea[]) \
+                 WITH ORDINALITY AS u(id, source, type, subject, t, ct, key, headers, data, n) ORDER BY u.n",
+            ),
+            ack: fill(
+                "DELETE FROM {s}.pending p USING unnest($1::bigint[], $2::bigint[], $3::integer[]) AS a(g, seq, attempt) \
+                 WHERE p.group_id = a.g AND p.seq = a.seq AND p.attempt = a.attempt",
+            ),
+            nack: fill(
+                "UPDATE {s}.pending p SET due = clock_timestamp() + a.delay * interval '1 millisecond', owner = NULL \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[]) AS a(g, seq, attempt, delay) \
+                 WHERE p.group_id = a.g AND p.seq = a.seq AND p.attempt = a.attempt",
+            ),
+            join: fill("SELECT {s}.join_group($1, $2, $3, $4)"),
+            claim: fill("SELECT * FROM {s}.claim($1, $2, $3, $4, $5)"),
+            leave: fill(
+                "WITH gone AS (DELETE FROM {s}.groups WHERE id = $1 AND private RETURNING id) \
+                 DELETE FROM {s}.pending p USING gone WHERE p.group_id = gone.id",
+            ),
+            release: fill(
+                "UPDATE {s}.pending SET due = clock_timestamp(), owner = NULL WHERE owner = $1",
+            ),
+            park: fill(
+                "UPDATE {s}.pending SET due = 'infinity', owner = NULL WHERE group_id = $1 AND seq = $2",
+            ),
+            prune: fill("SELECT {s}.prune($1, $2, $3)"),
+            notify: "SELECT pg_notify($1, t) FROM unnest($2::text[]) AS t",
+            schema: s,
+        }
+    }
+
+    /// A setup statement with the schema filled in.
+    pub(crate) fn setup(&self, sql: &str) -> String {
+        sql.replace("{s}", &self.schema)
+    }
+}

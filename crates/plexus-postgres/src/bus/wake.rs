@@ -1,0 +1,217 @@
+//! Wake-ups: a publish makes the bus send `pg_notify(schema, topic)`
+//! after it committed; each bus with subscriptions LISTENs on its schema's
+//! channel and wakes the members of the topic. A lost notification (the
+//! listener reconnecting, a publisher that does not notify) only delays
+//! a member until its poll interval.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long the listener or the notifier waits before connecting again
+/// after a failure.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// Per topic: what its members wait on, and how many they are.
+type Topics = HashMap<Arc<str>, (Arc<Notify>, usize)>;
+
+/// The members waiting for news of each topic.
+#[derive(Debug, Default)]
+pub(crate) struct Wakes {
+    topics: Mutex<Topics>,
+}
+
+/// A member's registration for its topic's wake-ups; deregisters on drop.
+#[derive(Debug)]
+pub(crate) struct Waker {
+    wakes: Arc<Wakes>,
+    topic: Arc<str>,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        let mut topics = self.wakes.lock();
+        if let Some((_, members)) = topics.get_mut(&self.topic) {
+            *members -= 1;
+            if *members == 0 {
+                topics.remove(&self.topic);
+            }
+        }
+    }
+}
+
+impl Wakes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Topics> {
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a member of `topic`.
+    pub(crate) fn register(self: &Arc<Self>, topic: &Arc<str>) -> Waker {
+        let mut topics = self.lock();
+        let entry = topics
+            .entry(Arc::clone(topic))
+            .or_insert_with(|| (Arc::new(Notify::new()), 0));
+        entry.1 += 1;
+        Waker {
+            wakes: Arc::clone(self),
+            topic: Arc::clone(topic),
+            notify: Arc::clone(&entry.0),
+        }
+    }
+
+    /// Wakes the members of `topic` that wait.
+    pub(crate) fn wake(&self, topic: &str) {
+        if let Some((notify, _)) = self.lock().get(topic) {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiting member (notifications may have been lost).
+    pub(crate) fn wake_all(&self) {
+        for (notify, _) in self.lock().values() {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// Listens on `channel` until `cancel`, waking the members of each topic
+/// notified, and all of them after (re)connecting.
+pub(crate) async fn listen(
+    pool: PgPool,
+    channel: String,
+    wakes: Arc<Wakes>,
+    cancel: CancellationToken,
+) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        let Some(current) = listener.as_mut() else {
+            let connected = tokio::select! {
+                connected = connect(&pool, &channel) => connected,
+                () = cancel.cancelled() => return,
+            };
+            match connected {
+                Ok(connected) => {
+                    listener = Some(connected);
+                    wakes.wake_all();
+                }
+                Err(error) => {
+                    tracing::warn!(%error, channel, "listening for plexus wake-ups failed; members poll meanwhile");
+                    if pause(&cancel).await {
+                        return;
+                    }
+                }
+            }
+            continue;
+        };
+        let received = tokio::select! {
+            received = current.try_recv() => received,
+            () = cancel.cancelled() => return,
+        };
+        match received {
+            Ok(Some(notification)) => wakes.wake(notification.payload()),
+            // The connection was lost; the next try_recv reconnects.
+            Ok(None) => wakes.wake_all(),
+            Err(error) => {
+                tracing::warn!(%error, channel, "the plexus wake-up listener lost its connection");
+                listener = None;
+                wakes.wake_all();
+                if pause(&cancel).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
+/// Waits [`RETRY`]; `true` when cancelled meanwhile.
+async fn pause(cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(RETRY) => false,
+        () = cancel.cancelled() => true,
+    }
+}
+
+/// The topics published to since the last notification, sent by one task
+/// in one statement (concurrent publishes share it).
+#[derive(Debug, Default)]
+pub(crate) struct Notifier {
+    topics: Mutex<HashSet<Arc<str>>>,
+    news: Notify,
+}
+
+impl Notifier {
+    /// Notes that `topic` has a new commit.
+    pub(crate) fn published(&self, topic: &str) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if !topics.contains(topic) {
+            topics.insert(Arc::from(topic));
+        }
+        drop(topics);
+        self.news.notify_one();
+    }
+
+    fn take(&self) -> Vec<String> {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        topics.drain().map(|topic| topic.to_string()).collect()
+    }
+}
+
+/// Sends the notifications of `notifier` on `channel` until `cancel`, on a
+/// connection of its own that does not wait for its commits to reach disk
+/// (a notification needs no durability).
+pub(crate) async fn notify(
+    options: PgConnectOptions,
+    channel: String,
+    notifier: Arc<Notifier>,
+    notify_sql: &'static str,
+    cancel: CancellationToken,
+) {
+    let options = options.options([("synchronous_commit", "off")]);
+    let mut connection: Option<PgConnection> = None;
+    loop {
+        tokio::select! {
+            () = notifier.news.notified() => {}
+            () = cancel.cancelled() => break,
+        }
+        let topics = notifier.take();
+        if topics.is_empty() {
+            continue;
+        }
+        let conn = match connection.as_mut() {
+            Some(conn) => conn,
+            None => match options.connect().await {
+                Ok(conn) => connection.insert(conn),
+                Err(error) => {
+                    tracing::warn!(%error, "connecting to send plexus wake-ups failed; members poll meanwhile");
+                    if pause(&cancel).await {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
+        let sent = tokio::select! {
+            sent = sqlx::query(notify_sql).bind(&channel).bind(&topics).execute(&mut *conn) => sent,
+            () = cancel.cancelled() => break,
+        };
+        if let Err(error) = sent {
+            tracing::warn!(%error, "sending plexus wake-ups failed; members poll meanwhile");
+            connection = None;
+        }
+    }
+    if let Some(conn) = connection {
+        let _ = tokio::time::timeout(RETRY, conn.close()).await;
+    }
+}

@@ -1,0 +1,92 @@
+//! What the tests share: the machine's server, and a schema of their own
+//! for each backend or test, dropped when it is done.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use plexus_postgres::PostgresConfig;
+use sqlx::{ConnectOptions, Connection};
+
+/// The variable naming the machine's server.
+pub const URL_VAR: &str = "PLEXUS_TEST_POSTGRES";
+
+/// The machine's server: `PLEXUS_TEST_POSTGRES`, or the default.
+pub fn machine_url() -> String {
+    std::env::var(URL_VAR).unwrap_or_else(|_| plexus_postgres::DEFAULT_URL.to_owned())
+}
+
+/// How to start the machine's server, for skip lines.
+pub const HOW_TO_START: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+     (trust auth for postgres on 127.0.0.1, database test) or point PLEXUS_TEST_POSTGRES at one";
+
+/// A schema of its own on the server at `url`, dropped (with everything
+/// in it) when this is dropped.
+pub struct Schema {
+    pub url: String,
+    pub name: String,
+}
+
+impl Schema {
+    pub fn fresh(url: &str) -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "plexus_t{}_{}_{nanos}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        Schema {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    /// The bus configuration for this schema, with few connections (many
+    /// buses run at once in the suite).
+    pub fn config(&self) -> PostgresConfig {
+        let mut config = PostgresConfig::new(&self.url);
+        config.schema = self.name.clone();
+        config.max_connections = 4;
+        config
+    }
+
+    /// A plain connection to the server.
+    pub async fn connect(&self) -> sqlx::PgConnection {
+        self.url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .expect("a PostgreSQL URL")
+            .connect()
+            .await
+            .expect("connecting to PostgreSQL")
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Its own thread and runtime: drop may run inside a runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
+                let mut connection = options.connect().await.ok()?;
+                let _ = sqlx::query("SET lock_timeout = '10s'")
+                    .execute(&mut connection)
+                    .await;
+                let dropped = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                    .execute(&mut connection)
+                    .await;
+                let _ = connection.close().await;
+                dropped.ok().map(|_| ())
+            })
+        });
+        let _ = dropped.join();
+    }
+}
