@@ -2,6 +2,12 @@
 //! and applies them in one DELETE (the acks) and one UPDATE (the nacks),
 //! then tells each waiter. Concurrent answers share the statements and
 //! their commits.
+//!
+//! An answer that fails (the server away) is reported to its caller, and
+//! its message is then handed back to the group (a nack without delay,
+//! retried in the background until the server takes it or the retries run
+//! out), so that it is delivered again soon rather than at its ack
+//! deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +25,11 @@ const MAX_ROUND: usize = 4096;
 /// are cut to it).
 const MAX_DELAY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
+/// How often a failed answer's message is offered back to its group.
+const GIVE_BACK_TRIES: u32 = 50;
+/// The pause between those tries.
+const GIVE_BACK_PAUSE: Duration = Duration::from_millis(200);
+
 /// One delivery's answer.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -29,6 +40,28 @@ pub(crate) struct Answer {
     pub(crate) nack: Option<Duration>,
     /// Told the outcome; `None` for a dropped delivery's nack.
     pub(crate) reply: Option<oneshot::Sender<Result<(), BusError>>>,
+    /// How often this answer was tried and failed.
+    pub(crate) failures: u32,
+}
+
+impl Answer {
+    /// An answer to send: no failures yet.
+    pub(crate) fn new(
+        group: i64,
+        seq: i64,
+        attempt: i32,
+        nack: Option<Duration>,
+        reply: Option<oneshot::Sender<Result<(), BusError>>>,
+    ) -> Self {
+        Answer {
+            group,
+            seq,
+            attempt,
+            nack,
+            reply,
+            failures: 0,
+        }
+    }
 }
 
 /// Applies the answers `queue` brings until it closes or `cancel`.
@@ -37,6 +70,7 @@ pub(crate) async fn run(
     sql: Arc<Statements>,
     name: Arc<str>,
     mut queue: mpsc::Receiver<Answer>,
+    again: mpsc::WeakSender<Answer>,
     cancel: CancellationToken,
 ) {
     let mut round = Vec::with_capacity(64);
@@ -52,8 +86,11 @@ pub(crate) async fn run(
             applied = apply(&pool, &sql, &round) => applied,
             () = cancel.cancelled() => return,
         };
-        for answer in round.drain(..) {
-            if let Some(reply) = answer.reply {
+        for mut answer in round.drain(..) {
+            if applied.is_err() && answer.failures < GIVE_BACK_TRIES {
+                give_back(&answer, &again, &cancel);
+            }
+            if let Some(reply) = answer.reply.take() {
                 let outcome = match &applied {
                     Ok(()) => Ok(()),
                     Err(reason) => Err(BusError::backend(
@@ -68,6 +105,30 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// Queues a nack without delay for a failed answer's message, after a
+/// pause.
+fn give_back(answer: &Answer, again: &mpsc::WeakSender<Answer>, cancel: &CancellationToken) {
+    let Some(queue) = again.upgrade() else {
+        return;
+    };
+    let retry = Answer {
+        // A failed ack becomes a nack without delay; a nack keeps its delay.
+        nack: Some(answer.nack.unwrap_or_default()),
+        reply: None,
+        failures: answer.failures + 1,
+        ..Answer::new(answer.group, answer.seq, answer.attempt, None, None)
+    };
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(GIVE_BACK_PAUSE) => {
+                let _ = queue.send(retry).await;
+            }
+            () = cancel.cancelled() => {}
+        }
+    });
 }
 
 async fn apply(pool: &PgPool, sql: &Statements, round: &[Answer]) -> Result<(), String> {

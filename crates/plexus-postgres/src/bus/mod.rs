@@ -171,6 +171,7 @@ impl PostgresBus {
             Arc::clone(&sql),
             Arc::clone(&name),
             queue,
+            answers.downgrade(),
             tasks.clone(),
         ));
         let notifier = Arc::new(Notifier::default());

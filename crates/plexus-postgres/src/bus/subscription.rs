@@ -20,7 +20,8 @@ use super::setup::millis;
 use super::wake::Waker;
 
 /// How soon a member claims again when committed messages wait behind a
-/// running transaction (see `claim()`).
+/// running transaction (see `claim()`); doubled each time it finds them
+/// still held back, up to the poll interval.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(5);
 
 /// Joins the group of `options` (a new private group without one) and
@@ -74,6 +75,7 @@ pub(crate) async fn open(
         slots: Arc::new(Slots::default()),
         leases: VecDeque::new(),
         buffer: VecDeque::new(),
+        held_back: 0,
     };
     Ok(Subscription::new(stream::unfold(
         Some(member),
@@ -135,6 +137,8 @@ struct Member {
     leases: VecDeque<(Instant, Arc<Slot>)>,
     /// Claimed deliveries not yet yielded.
     buffer: VecDeque<Delivery>,
+    /// Claims in a row that found messages held back.
+    held_back: u32,
 }
 
 impl Drop for Member {
@@ -252,12 +256,12 @@ impl Member {
                 .flatten()
                 .is_none()
         {
-            let held_back = only.try_get::<i32, _>("attempt").unwrap_or(0) == 1;
-            if held_back {
-                return Ok(Claimed::Nothing {
-                    again: Some(HELD_BACK_RETRY),
-                });
+            if only.try_get::<i32, _>("attempt").unwrap_or(0) == 1 {
+                let again = HELD_BACK_RETRY.saturating_mul(1 << self.held_back.min(16));
+                self.held_back += 1;
+                return Ok(Claimed::Nothing { again: Some(again) });
             }
+            self.held_back = 0;
             let due: Option<OffsetDateTime> = only.try_get("time").ok().flatten();
             let again = due.map(|due| {
                 let wait = due - OffsetDateTime::now_utc();
@@ -265,6 +269,7 @@ impl Member {
             });
             return Ok(Claimed::Nothing { again });
         }
+        self.held_back = 0;
         let deadline = Instant::now() + self.options.ack_deadline;
         let mut deliveries = Vec::with_capacity(rows.len());
         for claimed in &rows {
@@ -362,13 +367,7 @@ impl PostgresAcker {
         nack: Option<Duration>,
     ) -> (Answer, oneshot::Receiver<Result<(), BusError>>) {
         let (reply, answered) = oneshot::channel();
-        let answer = Answer {
-            group: self.group,
-            seq: self.seq,
-            attempt: self.attempt,
-            nack,
-            reply: Some(reply),
-        };
+        let answer = Answer::new(self.group, self.seq, self.attempt, nack, Some(reply));
         (answer, answered)
     }
 
@@ -411,13 +410,13 @@ impl Drop for PostgresAcker {
         self.slot.free(&self.slots);
         if !self.shared.closed.is_cancelled() {
             // If the queue is full the message waits for its ack deadline.
-            let _ = self.shared.answers.try_send(Answer {
-                group: self.group,
-                seq: self.seq,
-                attempt: self.attempt,
-                nack: Some(Duration::ZERO),
-                reply: None,
-            });
+            let _ = self.shared.answers.try_send(Answer::new(
+                self.group,
+                self.seq,
+                self.attempt,
+                Some(Duration::ZERO),
+                None,
+            ));
         }
     }
 }

@@ -90,3 +90,14 @@ impl Drop for Schema {
         let _ = dropped.join();
     }
 }
+
+/// For a test that cannot reach the server: prints one line naming the
+/// service and how to start it and returns (the test skips), or fails
+/// with `CI=true`.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    let line = format!("{test}: PostgreSQL unavailable: {reason}; {HOW_TO_START}");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{line} (CI=true: failing instead of skipping)");
+    }
+    println!("{line}: skipped");
+}
