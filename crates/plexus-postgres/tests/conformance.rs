@@ -7,6 +7,9 @@
 //!   bus of its own (its own pool, as another process would be). Skips
 //!   with one line when the server is unreachable, fails then with
 //!   `CI=true`.
+//! - `interop`: `cloudevents_interop` with Python's psycopg (inserting
+//!   rows and claiming them with the documented SQL, both ways) against
+//!   the machine's server.
 //! - `restarted`: `reconnect` and `durable_across_restart` against a
 //!   server this test makes (initdb) and starts on a free port, so that
 //!   restarting it disturbs no other test. `reconnect` stops it in
@@ -16,6 +19,7 @@
 //!   `crash_child`) with SIGKILL mid-stream.
 
 mod common;
+mod foreign;
 mod server;
 
 use std::sync::Arc;
@@ -76,6 +80,38 @@ mod machine {
     }
 
     plexus_conformance::conformance_tests!(postgres_bus);
+}
+
+mod interop {
+    use super::*;
+    use crate::foreign::PythonPostgres;
+
+    /// cloudevents_interop with Python's psycopg on the machine's server;
+    /// skips with one line without psycopg or the server (fails then with
+    /// `CI=true`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cloudevents_interop() {
+        let url = common::machine_url();
+        let name = format!("postgres bus ({url}) with Python");
+        let setup = || async {
+            let schema = Arc::new(Schema::fresh(&url));
+            let foreign = match PythonPostgres::find(&url, &schema.name).await {
+                Ok(foreign) => foreign,
+                Err(reason) => return Backend::unavailable(name.clone(), reason),
+            };
+            match backend(&name, schema).await {
+                Ok(backend) => backend.foreign_client(foreign),
+                Err(reason) => Backend::unavailable(
+                    name.clone(),
+                    format!("{reason}; {}", common::HOW_TO_START),
+                ),
+            }
+        };
+        let _outcome = plexus_conformance::run("cloudevents_interop", setup, |backend| {
+            Box::pin(plexus_conformance::scenarios::cloudevents_interop(backend))
+        })
+        .await;
+    }
 }
 
 mod restarted {
