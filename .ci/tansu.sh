@@ -1,0 +1,67 @@
+# shellcheck shell=bash
+# The Kafka-compatible broker the plexus-kafka tests use: tansu, built
+# from the Rust package registry (no Kafka package exists in ours) and
+# started on loopback. Meant to be sourced; then
+#
+#   ensure_tansu
+#
+# installs tansu into ~/.cache/plexus (once; the binary is kept between
+# runs where the machine keeps that folder), starts it on 127.0.0.1:9092
+# with in-memory storage unless something listens there already, and
+# waits until it accepts connections. The tests make their own topics.
+# Safe to run again.
+
+TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
+TANSU_CACHE="${TANSU_CACHE:-$HOME/.cache/plexus}"
+TANSU_ROOT="${TANSU_ROOT:-$TANSU_CACHE/tansu-$TANSU_VERSION}"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+TANSU_LOG="${TANSU_LOG:-$TANSU_CACHE/tansu-broker.log}"
+TANSU_HOST="${TANSU_HOST:-127.0.0.1}"
+TANSU_PORT="${TANSU_PORT:-9092}"
+# How long the broker may take to accept connections, seconds.
+TANSU_STARTUP="${TANSU_STARTUP:-30}"
+
+# Builds tansu (dynostore for the in-memory engine, postgres for a store
+# that survives a restart) unless its binary is there. Takes 7-10
+# minutes on 2 cores the first time.
+tansu_install() {
+  if [[ -x "$TANSU_BIN" ]]; then
+    return 0
+  fi
+  mkdir -p "$TANSU_CACHE"
+  echo "building tansu $TANSU_VERSION into $TANSU_ROOT (first time only)"
+  cargo install tansu --version "$TANSU_VERSION" --features dynostore,postgres --locked \
+    --root "$TANSU_ROOT" --target-dir "$TANSU_CACHE/tansu-target"
+}
+
+# Whether something accepts connections on the broker's address.
+tansu_listening() {
+  (exec 3<>"/dev/tcp/$TANSU_HOST/$TANSU_PORT") 2>/dev/null
+}
+
+ensure_tansu() {
+  tansu_install || return 1
+  if tansu_listening; then
+    echo "a broker already listens on $TANSU_HOST:$TANSU_PORT"
+    return 0
+  fi
+  mkdir -p "$(dirname "$TANSU_LOG")"
+  echo "starting tansu on $TANSU_HOST:$TANSU_PORT (log: $TANSU_LOG)"
+  # Its own session, so that it outlives the shell that sourced this.
+  setsid "$TANSU_BIN" broker \
+    --listener-url "tcp://$TANSU_HOST:$TANSU_PORT" \
+    --advertised-listener-url "tcp://$TANSU_HOST:$TANSU_PORT" \
+    --storage-engine memory://tansu/ \
+    >>"$TANSU_LOG" 2>&1 </dev/null &
+  local waited=0
+  until tansu_listening; do
+    if (( waited >= TANSU_STARTUP * 10 )); then
+      echo "tansu did not accept connections on $TANSU_HOST:$TANSU_PORT within ${TANSU_STARTUP}s; last lines of $TANSU_LOG:" >&2
+      tail -n 20 "$TANSU_LOG" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$(( waited + 1 ))
+  done
+  echo "tansu accepts connections on $TANSU_HOST:$TANSU_PORT"
+}
