@@ -43,9 +43,11 @@ pub struct PostgresConfig {
     /// The most bytes (as [`max_message_bytes`](Self::max_message_bytes)
     /// counts them) one publish may carry.
     pub max_batch_bytes: usize,
-    /// The most messages a consumer group holds taken and unacknowledged
-    /// (leased, waiting for a redelivery, or waiting behind an earlier
-    /// message of their key); claims take no new messages beyond it.
+    /// The most messages with a key a consumer group holds taken and
+    /// unacknowledged (leased, waiting for a redelivery, or waiting behind
+    /// an earlier message of their key); claims take no new messages
+    /// beyond it. (Messages without a key are leased as they are taken,
+    /// so the members' `max_in_flight` bounds them.)
     pub group_window: u32,
     /// How often the bus deletes messages every group has acknowledged,
     /// old messages and abandoned private groups.

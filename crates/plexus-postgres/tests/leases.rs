@@ -1,5 +1,6 @@
 //! How a group hands out messages beyond the conformance suite: the
-//! group window bounds what a group takes ahead of its acks; closing a
+//! group window bounds the messages with a key a group takes ahead of its
+//! acks; closing a
 //! bus hands its leases to other members at once; a private group goes
 //! when its subscription is dropped.
 
@@ -21,6 +22,7 @@ fn messages(count: usize) -> Vec<Message> {
         .map(|n| {
             Message::builder("dev.plexus.test", "/leases")
                 .id(format!("m-{n}"))
+                .key(format!("k-{n}"))
                 .build()
                 .unwrap()
         })
@@ -43,7 +45,7 @@ async fn count(connection: &mut sqlx::PgConnection, schema: &Schema, sql: &str) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_takes_no_more_than_its_window_ahead_of_its_acks() {
+async fn a_group_takes_no_more_keyed_messages_than_its_window_ahead_of_its_acks() {
     let schema = Schema::fresh(&common::machine_url());
     let mut config = schema.config();
     config.group_window = 10;

@@ -179,7 +179,10 @@ impl Member {
             tokio::pin!(freed);
             freed.as_mut().enable();
             let held = self.slots.held.load(Ordering::Acquire);
-            if held >= max {
+            // A member busy with most of its room claims once a quarter of
+            // it is free again (claims take a group lock: few large ones
+            // beat many small ones).
+            if held >= max || (held > 0 && max - held < max.div_ceil(4)) {
                 // Wait for an answer, or for the first ack deadline.
                 let deadline = self.leases.front().map(|(at, _)| *at);
                 tokio::select! {
