@@ -246,8 +246,12 @@ impl RabbitBus {
             tracing::warn!(broker = %shared.name, "closing: publishes or subscriptions still running after {CLOSE_WAIT:?}; closing the connection under them");
         }
         if let Some(link) = shared.links.take() {
-            // A connection already lost has nothing left to close.
-            let _ = link.connection.close(200, "plexus: closed".into()).await;
+            // A connection already lost has nothing left to close; one
+            // whose broker does not answer is dropped (its socket closed).
+            let closing = link.connection.close(200, "plexus: closed".into());
+            if tokio::time::timeout(CLOSE_WAIT, closing).await.is_err() {
+                tracing::warn!(broker = %shared.name, "closing: the broker did not confirm closing the connection within {CLOSE_WAIT:?}; dropping it");
+            }
         }
         Ok(())
     }

@@ -57,7 +57,13 @@ impl Links {
             .unwrap_or_else(|e| e.into_inner())
             .replace(Arc::clone(&link));
         if let Some(old) = old {
-            let _ = old.connection.close(320, "plexus: replaced".into()).await;
+            // Closed in the background: a broken connection may never
+            // answer.
+            let wait = config.connect_timeout;
+            tokio::spawn(async move {
+                let closing = old.connection.close(320, "plexus: replaced".into());
+                let _ = tokio::time::timeout(wait, closing).await;
+            });
         }
         Ok(link)
     }

@@ -213,11 +213,15 @@ impl Member {
             && let Some(channel) = last
             && channel.status().connected()
         {
-            let deleted = channel
-                .queue_delete(self.queue.as_str().into(), Default::default())
-                .await;
-            if let Err(error) = deleted {
-                tracing::debug!(queue = %self.queue, %error, "deleting a private queue failed; it expires on its own");
+            let deleting = channel.queue_delete(self.queue.as_str().into(), Default::default());
+            match tokio::time::timeout(CANCEL_WAIT, deleting).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(queue = %self.queue, %error, "deleting a private queue failed; it expires on its own");
+                }
+                Err(_) => {
+                    tracing::debug!(queue = %self.queue, "deleting a private queue timed out; it expires on its own");
+                }
             }
         }
     }

@@ -152,10 +152,7 @@ mod restarted {
             Err(reason) => return Backend::unavailable(name, reason),
         };
         let url = broker.url();
-        // Without group expiry: RabbitMQ 3.10 was seen to lose the last
-        // acks of a group whose quorum queue has `x-expires` when the node
-        // stops right after them.
-        let backend = match backend(name, &url, config).await {
+        let backend = match backend(name, &url, expiring).await {
             Ok(backend) => backend.patience(PATIENCE),
             Err(reason) => return Backend::unavailable(name, reason),
         };
@@ -216,7 +213,7 @@ mod restarted {
     #[ignore = "the child process of durable_across_restart, run by it"]
     async fn crash_child() {
         let url = std::env::var(CRASH_URL_VAR).expect("run by durable_across_restart with the URL");
-        let backend = super::backend("rabbitmq bus (crash child)", &url, config)
+        let backend = super::backend("rabbitmq bus (crash child)", &url, expiring)
             .await
             .expect("the parent's node");
         plexus_conformance::crash_child(&backend).await;
