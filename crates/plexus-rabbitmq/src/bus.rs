@@ -263,7 +263,9 @@ impl Publisher for RabbitBus {
     /// confirms awaited). A batch is not atomic: after an error some of it
     /// may be stored; publishing it again stores duplicates. A message
     /// the broker refuses (a group's queue full) fails the publish with
-    /// `BusError::Full`, after the messages before it were stored.
+    /// `BusError::Full`, after the messages before it were stored (and
+    /// after the groups whose queues had room stored it too: publishing it
+    /// again duplicates it for them).
     fn publish<'a>(
         &'a self,
         topic: &'a str,

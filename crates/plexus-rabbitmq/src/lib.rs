@@ -34,6 +34,7 @@ mod binding;
 mod bus;
 mod config;
 mod link;
+mod member;
 mod names;
 mod subscription;
 
