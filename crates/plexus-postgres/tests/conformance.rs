@@ -125,7 +125,7 @@ mod restarted {
 
     fn config(url: &str) -> PostgresConfig {
         let mut config = PostgresConfig::new(url);
-        config.max_connections = 4;
+        config.max_connections = 3;
         config
     }
 

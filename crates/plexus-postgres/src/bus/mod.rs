@@ -146,7 +146,7 @@ impl PostgresBus {
             .min_connections(0)
             .acquire_timeout(config.connect_timeout)
             .test_before_acquire(false)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(|e| {
                 BusError::backend(
@@ -176,7 +176,7 @@ impl PostgresBus {
         ));
         let notifier = Arc::new(Notifier::default());
         tokio::spawn(wake::notify(
-            options,
+            pool.clone(),
             config.schema.clone(),
             Arc::clone(&notifier),
             sql.notify,

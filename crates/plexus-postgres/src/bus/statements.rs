@@ -25,7 +25,8 @@ pub(crate) struct Statements {
     pub(crate) park: String,
     /// `$1` max age ms, `$2` private group expiry ms, `$3` batch.
     pub(crate) prune: String,
-    /// `$1` channel, `$2` topics.
+    /// `$1` channel, `$2` topics: one notification each, committed
+    /// without waiting for the disk.
     pub(crate) notify: &'static str,
 }
 
@@ -64,7 +65,8 @@ impl Statements {
                 "UPDATE {s}.pending SET due = 'infinity', owner = NULL WHERE group_id = $1 AND seq = $2",
             ),
             prune: fill("SELECT {s}.prune($1, $2, $3)"),
-            notify: "SELECT pg_notify($1, t) FROM unnest($2::text[]) AS t",
+            notify: "SELECT pg_notify($1, t) \
+                     FROM set_config('synchronous_commit', 'off', true) AS c, unnest($2::text[]) AS t",
             schema: s,
         }
     }

@@ -230,7 +230,7 @@ impl Member {
             .bind(self.group_id)
             .bind(&shared.owner)
             .bind(i32::try_from(max).unwrap_or(i32::MAX))
-            .bind(millis(self.options.ack_deadline))
+            .bind(millis(lease(self.options.ack_deadline)))
             .bind(i32::try_from(shared.config.group_window).unwrap_or(i32::MAX))
             .fetch_all(&shared.pool)
             .await
@@ -343,6 +343,14 @@ impl Member {
                 .retain(|(_, slot)| !slot.freed.load(Ordering::Acquire));
         }
     }
+}
+
+/// How long the server leases a delivery: the ack deadline, plus a tenth
+/// of it (at most a second) for the time the claim takes to reach the
+/// member, so that a delivery never comes back before the deadline the
+/// member counts from its arrival.
+fn lease(ack_deadline: Duration) -> Duration {
+    ack_deadline + (ack_deadline / 10).min(Duration::from_secs(1))
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -8,13 +8,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How long the listener or the notifier waits before connecting again
-/// after a failure.
+/// How long the listener waits before connecting again after a failure.
 const RETRY: Duration = Duration::from_millis(200);
 
 /// Per topic: what its members wait on, and how many they are.
@@ -168,50 +167,31 @@ impl Notifier {
     }
 }
 
-/// Sends the notifications of `notifier` on `channel` until `cancel`, on a
-/// connection of its own that does not wait for its commits to reach disk
-/// (a notification needs no durability).
+/// Sends the notifications of `notifier` on `channel` until `cancel`,
+/// through `pool`, in transactions that do not wait for their commit to
+/// reach disk (a notification needs no durability).
 pub(crate) async fn notify(
-    options: PgConnectOptions,
+    pool: PgPool,
     channel: String,
     notifier: Arc<Notifier>,
     notify_sql: &'static str,
     cancel: CancellationToken,
 ) {
-    let options = options.options([("synchronous_commit", "off")]);
-    let mut connection: Option<PgConnection> = None;
     loop {
         tokio::select! {
             () = notifier.news.notified() => {}
-            () = cancel.cancelled() => break,
+            () = cancel.cancelled() => return,
         }
         let topics = notifier.take();
         if topics.is_empty() {
             continue;
         }
-        let conn = match connection.as_mut() {
-            Some(conn) => conn,
-            None => match options.connect().await {
-                Ok(conn) => connection.insert(conn),
-                Err(error) => {
-                    tracing::warn!(%error, "connecting to send plexus wake-ups failed; members poll meanwhile");
-                    if pause(&cancel).await {
-                        break;
-                    }
-                    continue;
-                }
-            },
-        };
         let sent = tokio::select! {
-            sent = sqlx::query(notify_sql).bind(&channel).bind(&topics).execute(&mut *conn) => sent,
-            () = cancel.cancelled() => break,
+            sent = sqlx::query(notify_sql).bind(&channel).bind(&topics).execute(&pool) => sent,
+            () = cancel.cancelled() => return,
         };
         if let Err(error) = sent {
             tracing::warn!(%error, "sending plexus wake-ups failed; members poll meanwhile");
-            connection = None;
         }
-    }
-    if let Some(conn) = connection {
-        let _ = tokio::time::timeout(RETRY, conn.close()).await;
     }
 }

@@ -50,7 +50,7 @@ impl Schema {
     pub fn config(&self) -> PostgresConfig {
         let mut config = PostgresConfig::new(&self.url);
         config.schema = self.name.clone();
-        config.max_connections = 4;
+        config.max_connections = 3;
         config
     }
 
