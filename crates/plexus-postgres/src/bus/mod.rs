@@ -20,8 +20,8 @@ use plexus_core::bus::{
     BoxFuture, BusError, Features, Publisher, SubscribeOptions, Subscriber, Subscription,
     check_topic,
 };
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -141,19 +141,34 @@ impl PostgresBus {
             config.schema
         )
         .into();
+        // One connection first, for the server's own reason when it fails
+        // (the pool would only say that it timed out).
+        let connect_failed = |reason: String| {
+            BusError::backend(
+                name.as_ref(),
+                format!(
+                    "connecting failed: {reason}; check that PostgreSQL is up and the URL (user, database) is right"
+                ),
+            )
+        };
+        match tokio::time::timeout(config.connect_timeout, options.connect()).await {
+            Ok(Ok(probe)) => {
+                let _ = probe.close().await;
+            }
+            Ok(Err(e)) => return Err(connect_failed(e.to_string())),
+            Err(_) => {
+                return Err(connect_failed(format!(
+                    "no answer within {:?} (PostgresConfig::connect_timeout)",
+                    config.connect_timeout
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(0)
             .acquire_timeout(config.connect_timeout)
             .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                BusError::backend(
-                    name.as_ref(),
-                    format!("connecting failed: {e}; check that PostgreSQL is up and the URL (user, database) is right"),
-                )
-            })?;
+            .connect_lazy_with(options);
         let sql = Arc::new(Statements::new(&config.schema));
         setup::ensure(&pool, &sql).await.map_err(|e| {
             BusError::backend(
