@@ -14,7 +14,10 @@
 //!   An unanswered lease is delivered again after its ack deadline with
 //!   `attempt + 1`; a nack makes the message due after its delay. Acks
 //!   and nacks of concurrent deliveries are applied together, one
-//!   statement each.
+//!   statement each; an ack returns once committed. A claim commits
+//!   without waiting for the disk: a server crash may take back leases
+//!   (their messages are delivered again, at least once), never an ack
+//!   (whose commit flushes the claims before it).
 //! - **Per-key order.** A message whose key has an earlier message pending
 //!   in the group is not delivered until that one is acknowledged: the
 //!   messages of a key reach a group one at a time, in publish order.
@@ -30,6 +33,8 @@
 //!   once. Without a notification (a lost one, a server restart, a client
 //!   that does not notify) they look again every
 //!   [`PostgresConfig::poll_interval`].
+//! - **Time** is stored as `timestamptz`: microseconds (a message's
+//!   nanoseconds are rounded).
 //! - **Retention.** Messages every group of their topic has acknowledged
 //!   are deleted; a topic without groups keeps its messages (for groups
 //!   that start at the earliest) until [`PostgresConfig::max_age`].
