@@ -24,7 +24,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 6;
+pub(crate) const VERSION: i32 = 7;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -142,6 +142,8 @@ DECLARE
     v_keys text[];
     v_n integer;
     v_behind boolean := false;
+    v_unkeyed boolean;
+    v_range boolean := false;
 BEGIN
     -- A claim need not wait for the disk: lost in a crash, its leases and
     -- cursor step back and the messages are delivered again; an ack
@@ -181,9 +183,10 @@ BEGIN
                 WHERE h.group_id = p_group AND h.partitionkey IS NOT NULL LIMIT p_window) w;
         v_room := least(v_room, p_window - v_held);
         IF v_room > 0 THEN
-            SELECT array_agg(n.seq ORDER BY n.xid, n.seq), array_agg(n.xid ORDER BY n.xid, n.seq),
-                   array_agg(n.partitionkey ORDER BY n.xid, n.seq)
-              INTO v_seqs, v_xids, v_keys
+            -- The aggregates take the rows in the subquery's order.
+            SELECT array_agg(n.seq), array_agg(n.xid), array_agg(n.partitionkey),
+                   bool_and(n.partitionkey IS NULL)
+              INTO v_seqs, v_xids, v_keys, v_unkeyed
               FROM (SELECT m.seq, m.xid, m.partitionkey FROM {s}.messages m
                     WHERE m.topic = v_topic AND (m.xid, m.seq) > (v_cursor_xid, v_cursor_seq)
                       AND m.xid < v_xmin
@@ -192,7 +195,14 @@ BEGIN
         ELSE
             v_n := 0;
         END IF;
-        IF v_n > 0 THEN
+        IF v_n > 0 AND v_unkeyed THEN
+            -- No keys: every message taken is leased here, and is read
+            -- back below by its range (no transaction can add to it).
+            INSERT INTO {s}.pending (group_id, seq, xid, partitionkey, attempt, due, owner)
+            SELECT p_group, u.seq, u.xid, NULL, 1, v_until, p_owner
+            FROM unnest(v_seqs, v_xids) AS u(seq, xid);
+            v_range := true;
+        ELSIF v_n > 0 THEN
             WITH taken AS (
                 SELECT u.seq, u.xid, u.key, u.n
                 FROM unnest(v_seqs, v_xids, v_keys) WITH ORDINALITY AS u(seq, xid, key, n)
@@ -214,6 +224,8 @@ BEGIN
             SELECT v_mine || coalesce(array_agg(i.seq) FILTER (WHERE i.attempt = 1), '{}'),
                    v_attempts || coalesce(array_agg(i.attempt) FILTER (WHERE i.attempt = 1), '{}')
               INTO v_mine, v_attempts FROM inserted i;
+        END IF;
+        IF v_n > 0 THEN
             UPDATE {s}.groups g SET cursor_xid = v_xids[v_n], cursor_seq = v_seqs[v_n], touched = v_now
              WHERE g.id = p_group;
         ELSE
@@ -228,7 +240,7 @@ BEGIN
         END IF;
     END IF;
 
-    IF cardinality(v_mine) = 0 THEN
+    IF cardinality(v_mine) = 0 AND NOT v_range THEN
         RETURN QUERY
             SELECT NULL::bigint, CASE WHEN v_behind THEN 1 ELSE 0 END, NULL::text, NULL::text, NULL::text,
                    NULL::text, NULL::text,
@@ -241,6 +253,15 @@ BEGIN
                m.datacontenttype, m.partitionkey, m.headers, m.data
         FROM unnest(v_mine, v_attempts) AS c(seq, attempt) JOIN {s}.messages m ON m.seq = c.seq
         ORDER BY m.xid, m.seq;
+    IF v_range THEN
+        RETURN QUERY
+            SELECT m.seq, 1, m.id, m.source, m.type, m.specversion, m.subject, m."time",
+                   m.datacontenttype, m.partitionkey, m.headers, m.data
+            FROM {s}.messages m
+            WHERE m.topic = v_topic AND (m.xid, m.seq) > (v_cursor_xid, v_cursor_seq)
+              AND (m.xid, m.seq) <= (v_xids[v_n], v_seqs[v_n]) AND m.xid < v_xmin
+            ORDER BY m.xid, m.seq LIMIT v_n;
+    END IF;
 END
 $$
 "#;
