@@ -21,8 +21,12 @@
 //! 64 B with 16 publishers.
 
 mod baseline;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod measure;
 mod nats;
+mod postgres;
+mod rabbitmq;
 mod table;
 
 use std::path::PathBuf;
@@ -48,6 +52,31 @@ pub enum Backend {
     /// NATS JetStream (`PLEXUS_BENCH_NATS`, default the local server;
     /// a stream of its own per measurement).
     Nats,
+    /// RabbitMQ (`PLEXUS_BENCH_RABBITMQ`, default the local broker; an
+    /// exchange and queues of their own per measurement).
+    Rabbitmq,
+    /// Apache Kafka (`PLEXUS_BENCH_KAFKA`, default 127.0.0.1:9092; a
+    /// topic of its own per measurement).
+    #[cfg(feature = "kafka")]
+    Kafka,
+    /// PostgreSQL (`PLEXUS_BENCH_POSTGRES`, default the local server; a
+    /// schema of its own per measurement).
+    Postgres,
+}
+
+impl Backend {
+    /// The name on the command line and in file names.
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Memory => "memory",
+            Backend::Sqlite => "sqlite",
+            Backend::Nats => "nats",
+            Backend::Rabbitmq => "rabbitmq",
+            #[cfg(feature = "kafka")]
+            Backend::Kafka => "kafka",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 /// Arguments of `plexus bench bus`.
@@ -98,7 +127,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let machine = Machine::detect();
     let default_messages = match args.backend {
         Backend::Memory => 200_000,
-        Backend::Sqlite | Backend::Nats => 50_000,
+        _ => 50_000,
     };
     let messages = args.messages.unwrap_or(if args.quick {
         default_messages / 10
@@ -181,14 +210,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         floors,
     };
     let json = args.json.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "bench-results/bus-{}.json",
-            match args.backend {
-                Backend::Memory => "memory",
-                Backend::Sqlite => "sqlite",
-                Backend::Nats => "nats",
-            }
-        ))
+        PathBuf::from(format!("bench-results/bus-{}.json", args.backend.name()))
     });
     write_json(&json, &document)?;
     println!("results written to {}", json.display());

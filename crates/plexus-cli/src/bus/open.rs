@@ -6,6 +6,8 @@ use anyhow::{Context as _, bail};
 use plexus_bus::memory::MemoryBus;
 use plexus_core::bus::{Publisher, Subscriber};
 use plexus_nats::NatsBus;
+use plexus_postgres::PostgresBus;
+use plexus_rabbitmq::RabbitBus;
 use plexus_sqlite::SqliteBus;
 
 /// The URL schemes `plexus pub`/`sub` understand, for error messages.
@@ -18,6 +20,18 @@ pub const SCHEMES: &[(&str, &str)] = &[
     (
         "nats://HOST[:PORT][?stream=NAME]",
         "NATS JetStream, the stream PLEXUS unless named",
+    ),
+    (
+        "amqp://USER:PASSWORD@HOST[:PORT]/VHOST",
+        "RabbitMQ (AMQP 0-9-1), `%2f` for the default vhost",
+    ),
+    (
+        "kafka://HOST[:PORT][,HOST[:PORT]...]",
+        "Apache Kafka (or a broker speaking its protocol)",
+    ),
+    (
+        "postgres://USER@HOST[:PORT]/DATABASE",
+        "the bus in PostgreSQL tables (schema `plexus`)",
     ),
 ];
 
@@ -36,6 +50,18 @@ impl Bus {
     }
 }
 
+impl<B> From<B> for Bus
+where
+    B: Publisher + Subscriber + Clone + 'static,
+{
+    fn from(bus: B) -> Self {
+        Bus {
+            publisher: Arc::new(bus.clone()),
+            subscriber: Arc::new(bus),
+        }
+    }
+}
+
 /// Opens the bus `url` names; an unknown scheme lists the known ones.
 pub(crate) async fn open(url: &str) -> anyhow::Result<Bus> {
     let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or_default();
@@ -44,30 +70,25 @@ pub(crate) async fn open(url: &str) -> anyhow::Result<Bus> {
             if url != "memory:" && url != "memory://" {
                 bail!("`{url}`: the in-memory bus takes no address; write `memory:`");
             }
-            let bus = MemoryBus::new();
-            Ok(Bus {
-                publisher: Arc::new(bus.clone()),
-                subscriber: Arc::new(bus),
-            })
+            Ok(MemoryBus::new().into())
         }
-        "sqlite" => {
-            let bus = SqliteBus::connect(url)
-                .await
-                .with_context(|| format!("opening the SQLite bus `{url}`"))?;
-            Ok(Bus {
-                publisher: Arc::new(bus.clone()),
-                subscriber: Arc::new(bus),
-            })
-        }
-        "nats" => {
-            let bus = NatsBus::connect(url)
-                .await
-                .with_context(|| format!("connecting to the NATS bus `{url}`"))?;
-            Ok(Bus {
-                publisher: Arc::new(bus.clone()),
-                subscriber: Arc::new(bus),
-            })
-        }
+        "sqlite" => Ok(SqliteBus::connect(url)
+            .await
+            .with_context(|| format!("opening the SQLite bus `{url}`"))?
+            .into()),
+        "nats" => Ok(NatsBus::connect(url)
+            .await
+            .with_context(|| format!("connecting to the NATS bus `{url}`"))?
+            .into()),
+        "amqp" | "amqps" => Ok(RabbitBus::connect(url)
+            .await
+            .with_context(|| format!("connecting to the RabbitMQ bus `{url}`"))?
+            .into()),
+        "postgres" | "postgresql" => Ok(PostgresBus::connect(url)
+            .await
+            .with_context(|| format!("connecting to the PostgreSQL bus `{url}`"))?
+            .into()),
+        "kafka" => kafka(url).await,
         _ => {
             let known: Vec<String> = SCHEMES
                 .iter()
@@ -85,6 +106,22 @@ pub(crate) async fn open(url: &str) -> anyhow::Result<Bus> {
             )
         }
     }
+}
+
+#[cfg(feature = "kafka")]
+async fn kafka(url: &str) -> anyhow::Result<Bus> {
+    Ok(plexus_kafka::KafkaBus::connect(url)
+        .await
+        .with_context(|| format!("connecting to the Kafka bus `{url}`"))?
+        .into())
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka(url: &str) -> anyhow::Result<Bus> {
+    bail!(
+        "`{url}`: this plexus was built without Kafka; build it with `--features kafka` \
+         (on by default)"
+    )
 }
 
 #[cfg(test)]

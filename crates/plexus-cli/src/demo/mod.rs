@@ -88,6 +88,13 @@ impl Shop {
             Arc::clone(&bus.publisher),
             NotificationsConfig::default(),
         );
+        if let Err(never) = notifications.subscribed().await {
+            let why = match notifications.shutdown().await {
+                Err(error) => format!("{error}"),
+                Ok(()) => never.to_string(),
+            };
+            anyhow::bail!("the notification groups could not subscribe on `{bus_url}`: {why}");
+        }
         let orders =
             shop::orders::start_with_events(OrdersConfig::default(), Arc::clone(&bus.publisher))
                 .await

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use plexus_bus::router::{Incoming, Outgoing, Router, RouterError, handler_fn};
+use plexus_bus::router::{Incoming, NeverRan, Outgoing, Router, RouterError, Running, handler_fn};
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -36,20 +36,24 @@ impl Default for NotificationsConfig {
 #[derive(Debug)]
 pub struct Notifications {
     metrics: Arc<NotificationsMetrics>,
+    running: Running,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), RouterError>>,
 }
 
 /// Starts every group's members on `subscriber` (dead letters and outputs,
-/// of which there are none, would go to `publisher`). The groups start at
-/// the earliest retained event, so none placed before they joined is
-/// missed.
+/// of which there are none, would go to `publisher`). Where the bus can
+/// replay, the groups start at the earliest retained event, so none placed
+/// before they joined is missed; elsewhere (RabbitMQ's queues keep only
+/// what arrives once they exist) wait for [`Notifications::subscribed`]
+/// before publishing.
 pub fn start(
     subscriber: Arc<dyn Subscriber>,
     publisher: Arc<dyn Publisher>,
     config: NotificationsConfig,
 ) -> Notifications {
     let metrics = Arc::new(NotificationsMetrics::default());
+    let replay = subscriber.features().replay;
     let mut router = Router::new(subscriber, publisher);
     for (group, members) in GROUPS {
         for n in 1..=members {
@@ -58,9 +62,10 @@ pub fn start(
             } else {
                 format!("{group}-{n}")
             };
-            let options = SubscribeOptions::group(group)
-                .from_earliest()
-                .max_in_flight(config.max_in_flight);
+            let mut options = SubscribeOptions::group(group).max_in_flight(config.max_in_flight);
+            if replay {
+                options = options.from_earliest();
+            }
             let handler = notify(
                 group,
                 member.clone(),
@@ -70,12 +75,14 @@ pub fn start(
             router = router.route(member, ORDER_PLACED_TOPIC, options, handler);
         }
     }
+    let running = router.running();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(router.run(async {
         let _ = stopped.await;
     }));
     Notifications {
         metrics,
+        running,
         stop,
         task,
     }
@@ -102,6 +109,13 @@ fn notify(
 }
 
 impl Notifications {
+    /// Resolves once every member has subscribed: events published from
+    /// then on reach every group. An error when the router stopped first
+    /// (a member could not subscribe; [`shutdown`](Self::shutdown) says why).
+    pub async fn subscribed(&self) -> Result<(), NeverRan> {
+        self.running.clone().wait().await
+    }
+
     /// What the groups received.
     pub fn metrics(&self) -> &Arc<NotificationsMetrics> {
         &self.metrics

@@ -25,6 +25,10 @@ pub async fn run(
         Backend::Memory => channel(payload, publishers, messages, keys).await,
         Backend::Sqlite => inserts(path, payload, publishers, messages, keys).await,
         Backend::Nats => super::nats::raw(path, payload, publishers, messages).await,
+        Backend::Rabbitmq => super::rabbitmq::raw(path, payload, publishers, messages).await,
+        #[cfg(feature = "kafka")]
+        Backend::Kafka => super::kafka::raw(path, payload, publishers, messages).await,
+        Backend::Postgres => super::postgres::raw(path, payload, publishers, messages).await,
     }
 }
 

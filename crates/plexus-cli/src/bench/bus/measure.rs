@@ -14,6 +14,8 @@ use plexus_bus::memory::MemoryBus;
 use plexus_core::Message;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use plexus_nats::NatsBus;
+use plexus_postgres::PostgresBus;
+use plexus_rabbitmq::RabbitBus;
 use plexus_sqlite::SqliteBus;
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -77,6 +79,13 @@ pub fn since_us(time: SystemTime) -> u64 {
     })
 }
 
+/// Microseconds since the Unix epoch (the raw baselines' send stamps).
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// A batch of `n` messages with `payload`-byte payloads, stamped now;
 /// with `keys` > 0, message `first + i` has key `k{(first + i) % keys}`.
 pub fn batch(n: usize, payload: usize, first: u64, keys: u64) -> Vec<Message> {
@@ -111,11 +120,33 @@ async fn open(
                 .with_context(|| format!("opening the SQLite bus at {}", file.display()))?;
             (Arc::new(bus.clone()), Arc::new(bus))
         }
-        Backend::Nats => {
-            let bus = NatsBus::with_config(super::nats::config(path).await?).await?;
-            (Arc::new(bus.clone()), Arc::new(bus))
+        Backend::Nats => halves(NatsBus::with_config(super::nats::config(path).await?).await?),
+        Backend::Rabbitmq => halves(RabbitBus::with_config(super::rabbitmq::config(path)?).await?),
+        #[cfg(feature = "kafka")]
+        Backend::Kafka => {
+            halves(plexus_kafka::KafkaBus::with_config(super::kafka::config(path).await?).await?)
+        }
+        Backend::Postgres => {
+            halves(PostgresBus::with_config(super::postgres::config(path).await?).await?)
         }
     })
+}
+
+fn halves<B>(bus: B) -> (Arc<dyn Publisher>, Arc<dyn Subscriber>)
+where
+    B: Publisher + Subscriber + Clone + 'static,
+{
+    (Arc::new(bus.clone()), Arc::new(bus))
+}
+
+/// The topic of the measurement at `path`: a fresh one where the broker
+/// keeps topics apart only by name.
+fn topic(backend: Backend, path: &Path) -> String {
+    match backend {
+        #[cfg(feature = "kafka")]
+        Backend::Kafka => super::kafka::topic(path),
+        _ => "bench".to_owned(),
+    }
 }
 
 /// Publishes `messages` from `publishers` tasks while the group consumes
@@ -129,13 +160,13 @@ pub async fn plexus(
     keys: u64,
 ) -> anyhow::Result<Measured> {
     let (publisher, subscriber) = open(backend, path).await?;
-    let topic = "bench";
+    let topic: Arc<str> = topic(backend, path).into();
     let acked = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Done::default());
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let options = SubscribeOptions::group("bench").max_in_flight(MAX_IN_FLIGHT);
-        let mut subscription = subscriber.subscribe(topic, options).await?;
+        let mut subscription = subscriber.subscribe(&topic, options).await?;
         let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
@@ -191,13 +222,13 @@ pub async fn plexus(
         } else {
             share
         };
-        let publisher = Arc::clone(&publisher);
+        let (publisher, topic) = (Arc::clone(&publisher), Arc::clone(&topic));
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
             while sent < count {
                 let n = (count - sent).min(BATCH as u64);
                 publisher
-                    .publish(topic, batch(n as usize, payload, p * count + sent, keys))
+                    .publish(&topic, batch(n as usize, payload, p * count + sent, keys))
                     .await?;
                 sent += n;
             }
@@ -212,8 +243,13 @@ pub async fn plexus(
     );
     publisher.close().await?;
     subscriber.close().await?;
-    if backend == Backend::Nats {
-        super::nats::cleanup(path).await?;
+    match backend {
+        Backend::Memory | Backend::Sqlite => {}
+        Backend::Nats => super::nats::cleanup(path).await?,
+        Backend::Rabbitmq => super::rabbitmq::cleanup(path).await?,
+        #[cfg(feature = "kafka")]
+        Backend::Kafka => super::kafka::cleanup(path).await?,
+        Backend::Postgres => super::postgres::cleanup(path).await?,
     }
     Ok(measured)
 }

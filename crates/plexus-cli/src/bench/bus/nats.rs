@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use async_nats::HeaderMap;
@@ -19,7 +18,7 @@ use plexus_nats::NatsConfig;
 use tokio::time::Instant;
 
 use super::measure::MAX_IN_FLIGHT;
-use super::measure::{Done, Measured, count_ack, finish, histogram};
+use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
 use super::{BATCH, CONSUMERS};
 
 /// The server: `PLEXUS_BENCH_NATS`, default the local one.
@@ -192,10 +191,4 @@ pub async fn raw(
     let measured = finish(started, senders, consumers, messages).await?;
     let _ = context.delete_stream(&name).await;
     Ok(measured)
-}
-
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }

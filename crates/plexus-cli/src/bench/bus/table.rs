@@ -104,7 +104,11 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
             row.plexus.throughput,
             1_000_000.0,
         )],
-        Backend::Nats => nats_floors(rows),
+        Backend::Nats => broker_floors("NATS", "async-nats", rows),
+        Backend::Rabbitmq => broker_floors("RabbitMQ", "lapin", rows),
+        #[cfg(feature = "kafka")]
+        Backend::Kafka => broker_floors("Kafka", "rdkafka", rows),
+        Backend::Postgres => broker_floors("PostgreSQL", "sqlx", rows),
         Backend::Sqlite => vec![
             floor(
                 "SQLite publish+consume / raw batched inserts (64 B, 16 publishers)",
@@ -120,23 +124,23 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
     }
 }
 
-/// NATS, on every row: throughput ≥ 0.9 × raw async-nats, p99 ≤ 1.2 ×
-/// raw's.
-fn nats_floors(rows: &[Row]) -> Vec<Floor> {
+/// A broker backend, on every row: throughput ≥ 0.9 × its raw client's,
+/// p99 ≤ 1.2 × raw's.
+fn broker_floors(backend: &str, client: &str, rows: &[Row]) -> Vec<Floor> {
     rows.iter()
         .flat_map(|r| {
             let what = format!("{} B, {} publishers", r.payload_bytes, r.publishers);
             let p99 = r.plexus.p99_us / r.baseline.p99_us;
             [
                 Floor {
-                    name: format!("NATS publish+consume / raw async-nats ({what})"),
+                    name: format!("{backend} publish+consume / raw {client} ({what})"),
                     value: r.ratio,
                     bound: 0.9,
                     at_most: false,
                     holds: r.ratio >= 0.9,
                 },
                 Floor {
-                    name: format!("NATS p99 / raw async-nats p99 ({what})"),
+                    name: format!("{backend} p99 / raw {client} p99 ({what})"),
                     value: p99,
                     bound: 1.2,
                     at_most: true,

@@ -1,0 +1,185 @@
+//! Apache Kafka for `plexus bench bus --backend kafka`: the brokers, a
+//! topic of its own per measurement (deleted after), and the raw rdkafka
+//! baseline on the same workload.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::future::try_join_all;
+use plexus_kafka::KafkaConfig;
+use rdkafka::ClientConfig;
+use rdkafka::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::time::Instant;
+
+use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
+use super::{BATCH, CONSUMERS};
+
+/// The brokers: `PLEXUS_BENCH_KAFKA` (a `kafka://` URL), default the
+/// local one.
+pub fn url() -> String {
+    std::env::var("PLEXUS_BENCH_KAFKA").unwrap_or_else(|_| plexus_kafka::DEFAULT_URL.to_owned())
+}
+
+fn tag(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The topic of the measurement at `path`.
+pub fn topic(path: &Path) -> String {
+    format!("plexus-bench-{}", tag(path))
+}
+
+/// plexus's configuration for the measurement at `path`; its topic is
+/// deleted first (left over from an interrupted run).
+pub async fn config(path: &Path) -> anyhow::Result<KafkaConfig> {
+    let config = KafkaConfig::from_url(&url())?;
+    delete_topic(&config.brokers, &topic(path)).await?;
+    Ok(config)
+}
+
+/// Deletes the topic of the measurement at `path`.
+pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
+    let config = KafkaConfig::from_url(&url())?;
+    delete_topic(&config.brokers, &topic(path)).await
+}
+
+fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .with_context(|| format!("connecting to Kafka at {brokers} (or set PLEXUS_BENCH_KAFKA)"))
+}
+
+async fn delete_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // A missing topic is no error here.
+    let _ = admin(brokers)?.delete_topics(&[topic], &options).await;
+    Ok(())
+}
+
+/// The raw baseline: rdkafka alone, the same workload as plexus's —
+/// `publishers` tasks sharing one idempotent producer (`acks=all`, the
+/// same linger and partitions as plexus's defaults), each sending batches
+/// of [`BATCH`] records and awaiting every delivery report; [`CONSUMERS`]
+/// consumers of one group, each storing a record's offset once it handled
+/// it, committed in the background (at-least-once, as an application
+/// writes it). The record carries its send time in one header.
+pub async fn raw(
+    path: &Path,
+    payload: usize,
+    publishers: usize,
+    messages: u64,
+) -> anyhow::Result<Measured> {
+    let defaults = KafkaConfig::from_url(&url())?;
+    let brokers = defaults.brokers.clone();
+    let topic = format!("{}-raw", topic(path));
+    delete_topic(&brokers, &topic).await?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin(&brokers)?
+        .create_topics(
+            &[NewTopic::new(
+                &topic,
+                defaults.partitions,
+                TopicReplication::Fixed(defaults.replication),
+            )],
+            &options,
+        )
+        .await?
+    {
+        result.map_err(|(topic, e)| anyhow::anyhow!("creating topic {topic}: {e}"))?;
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", defaults.linger.as_millis().to_string())
+        .create()?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Done::default());
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("{topic}-group"))
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        consumer.subscribe(&[&topic])?;
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
+        consumers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let finished = done.notify.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            while !done.flag.load(Ordering::Acquire) {
+                let record = tokio::select! {
+                    () = &mut finished => break,
+                    record = consumer.recv() => record?,
+                };
+                let sent = record.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == "sent-us")
+                        .and_then(|h| h.value)
+                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                        .map(u64::from_be_bytes)
+                });
+                if let Some(sent) = sent {
+                    latency.saturating_record(now_us().saturating_sub(sent).max(1));
+                }
+                consumer.store_offset_from_message(&record)?;
+                count_ack(&acked, &done, messages);
+            }
+            Ok::<_, anyhow::Error>(latency)
+        }));
+    }
+    let started = Instant::now();
+    let body = vec![b'x'; payload];
+    let mut senders = Vec::new();
+    for count in super::baseline::shares(publishers, messages) {
+        let (producer, topic, body) = (producer.clone(), topic.clone(), body.clone());
+        senders.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < count {
+                let n = (count - sent).min(BATCH as u64);
+                let mut reports = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let stamp = now_us().to_be_bytes();
+                    let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                        key: "sent-us",
+                        value: Some(&stamp),
+                    });
+                    let record = FutureRecord::<(), _>::to(&topic)
+                        .payload(&body)
+                        .headers(headers);
+                    let report = producer
+                        .send_result(record)
+                        .map_err(|(e, _)| anyhow::anyhow!("producing: {e}"))?;
+                    reports.push(report);
+                }
+                for report in try_join_all(reports).await? {
+                    report.map_err(|(e, _)| anyhow::anyhow!("delivery: {e}"))?;
+                }
+                sent += n;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let measured = finish(started, senders, consumers, messages).await?;
+    delete_topic(&brokers, &topic).await?;
+    Ok(measured)
+}

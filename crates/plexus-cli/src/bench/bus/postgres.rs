@@ -1,0 +1,191 @@
+//! PostgreSQL for `plexus bench bus --backend postgres`: the server, a
+//! schema of its own per measurement (dropped before and after), and the
+//! raw sqlx baseline on the same workload.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use plexus_postgres::PostgresConfig;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use tokio::time::Instant;
+
+use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
+use super::{BATCH, CONSUMERS};
+
+/// The server: `PLEXUS_BENCH_POSTGRES`, default the local one.
+pub fn url() -> String {
+    std::env::var("PLEXUS_BENCH_POSTGRES")
+        .unwrap_or_else(|_| plexus_postgres::DEFAULT_URL.to_owned())
+}
+
+/// The schema of the measurement at `path` (one per measurement).
+fn schema(path: &Path) -> String {
+    let tag: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("plexus_bench_{tag}")
+}
+
+async fn pool(connections: u32) -> anyhow::Result<PgPool> {
+    let url = url();
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .connect(&url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {url} (start it with `pg_ctlcluster \
+                 --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set \
+                 PLEXUS_BENCH_POSTGRES)"
+            )
+        })
+}
+
+async fn drop_schema(name: &str) -> anyhow::Result<()> {
+    let pool = pool(1).await?;
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+        .execute(&pool)
+        .await
+        .with_context(|| format!("dropping schema {name}"))?;
+    pool.close().await;
+    Ok(())
+}
+
+/// plexus's configuration for the measurement at `path`, its schema
+/// dropped first (left over from an interrupted run).
+pub async fn config(path: &Path) -> anyhow::Result<PostgresConfig> {
+    let mut config = PostgresConfig::new(url());
+    config.schema = schema(path);
+    drop_schema(&config.schema).await?;
+    Ok(config)
+}
+
+/// Drops the schema of the measurement at `path`.
+pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
+    drop_schema(&schema(path)).await
+}
+
+/// The raw baseline: sqlx alone, a job queue as an application would
+/// write it — `publishers` tasks each inserting batches of [`BATCH`] rows
+/// (one transaction, one multi-row `INSERT` through `unnest`, then
+/// `pg_notify`); [`CONSUMERS`] consumers each leasing up to
+/// [`MAX_IN_FLIGHT`] rows at a time with `FOR UPDATE SKIP LOCKED` and
+/// deleting them once handled, waking on the notification (or every
+/// 500 ms, as plexus's polling fallback). The same server, durability
+/// (its `synchronous_commit`) and connection count as plexus's bus.
+pub async fn raw(
+    path: &Path,
+    payload: usize,
+    publishers: usize,
+    messages: u64,
+) -> anyhow::Result<Measured> {
+    let schema = format!("{}_raw", schema(path));
+    drop_schema(&schema).await?;
+    let pool = pool(8).await?;
+    for statement in [
+        format!("CREATE SCHEMA {schema}"),
+        format!(
+            "CREATE TABLE {schema}.jobs (seq bigserial PRIMARY KEY, sent_us bigint NOT NULL, \
+             payload bytea NOT NULL, leased boolean NOT NULL DEFAULT false)"
+        ),
+    ] {
+        sqlx::query(&statement).execute(&pool).await?;
+    }
+    let channel = schema.clone();
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Done::default());
+    let claim = Arc::new(format!(
+        "UPDATE {schema}.jobs SET leased = true WHERE seq IN (SELECT seq FROM {schema}.jobs \
+         WHERE NOT leased ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING seq, sent_us"
+    ));
+    let delete = Arc::new(format!("DELETE FROM {schema}.jobs WHERE seq = ANY($1)"));
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let mut listener = PgListener::connect(&url()).await?;
+        listener.listen(&channel).await?;
+        let (pool, claim, delete) = (pool.clone(), Arc::clone(&claim), Arc::clone(&delete));
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
+        consumers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let finished = done.notify.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            while !done.flag.load(std::sync::atomic::Ordering::Acquire) {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(&claim)
+                    .bind(MAX_IN_FLIGHT as i64)
+                    .fetch_all(&pool)
+                    .await?;
+                if rows.is_empty() {
+                    tokio::select! {
+                        () = &mut finished => break,
+                        woken = listener.recv() => { woken?; }
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    continue;
+                }
+                let now = now_us();
+                let mut seqs = Vec::with_capacity(rows.len());
+                for (seq, sent) in rows {
+                    latency.saturating_record(now.saturating_sub(sent as u64).max(1));
+                    seqs.push(seq);
+                }
+                sqlx::query(&delete).bind(&seqs).execute(&pool).await?;
+                for _ in 0..seqs.len() {
+                    count_ack(&acked, &done, messages);
+                }
+            }
+            Ok::<_, anyhow::Error>(latency)
+        }));
+    }
+    let started = Instant::now();
+    let insert = Arc::new(format!(
+        "INSERT INTO {schema}.jobs (sent_us, payload) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
+    ));
+    let body = vec![b'x'; payload];
+    let mut senders = Vec::new();
+    for count in super::baseline::shares(publishers, messages) {
+        let (pool, insert, body, channel) = (
+            pool.clone(),
+            Arc::clone(&insert),
+            body.clone(),
+            channel.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < count {
+                let n = (count - sent).min(BATCH as u64) as usize;
+                let now = now_us() as i64;
+                let mut transaction = pool.begin().await?;
+                sqlx::query(&insert)
+                    .bind(vec![now; n])
+                    .bind(vec![body.clone(); n])
+                    .execute(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                sqlx::query("SELECT pg_notify($1, 'bench')")
+                    .bind(&channel)
+                    .execute(&pool)
+                    .await?;
+                sent += n as u64;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let measured = finish(started, senders, consumers, messages).await?;
+    pool.close().await;
+    drop_schema(&schema).await?;
+    Ok(measured)
+}

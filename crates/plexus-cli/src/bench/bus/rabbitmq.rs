@@ -1,0 +1,247 @@
+//! RabbitMQ for `plexus bench bus --backend rabbitmq`: the broker, and the
+//! raw lapin baseline on the same workload.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use futures::future::try_join_all;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use tokio::time::Instant;
+
+use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
+use super::{BATCH, CONSUMERS};
+
+/// The broker: `PLEXUS_BENCH_RABBITMQ`, default the local one.
+pub fn url() -> String {
+    std::env::var("PLEXUS_BENCH_RABBITMQ")
+        .unwrap_or_else(|_| plexus_rabbitmq::DEFAULT_URL.to_owned())
+}
+
+/// A name of the measurement at `path` (one per measurement).
+fn tag(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// plexus's configuration for the measurement at `path`: an exchange and
+/// queues named after it.
+pub fn config(path: &Path) -> anyhow::Result<plexus_rabbitmq::RabbitConfig> {
+    let mut config = plexus_rabbitmq::RabbitConfig::from_url(&url())?;
+    config.name_after(&names(path));
+    Ok(config)
+}
+
+fn names(path: &Path) -> String {
+    format!("plexus.bench.{}", tag(path))
+}
+
+/// Deletes what the measurement at `path` declared: the group's queue,
+/// the dead-letter queue and both exchanges.
+pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
+    let name = names(path);
+    let connection = connect().await?;
+    let channel = connection.create_channel().await?;
+    for queue in [format!("{name}.bench.bench"), format!("{name}.dead")] {
+        channel
+            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+            .await
+            .with_context(|| format!("deleting queue {queue}"))?;
+    }
+    for exchange in [name.clone(), format!("{name}.dead")] {
+        channel
+            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .with_context(|| format!("deleting exchange {exchange}"))?;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+async fn connect() -> anyhow::Result<Connection> {
+    let url = url();
+    Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to RabbitMQ at {url} (start it with `rabbitmq-server -detached`, \
+                 or set PLEXUS_BENCH_RABBITMQ)"
+            )
+        })
+}
+
+/// The raw baseline: lapin alone, the same workload as plexus's —
+/// `publishers` tasks, each on a channel of its own with publisher
+/// confirms, publishing batches of [`BATCH`] persistent messages to a
+/// durable topic exchange (every message sent, then every confirm
+/// awaited); [`CONSUMERS`] consumers, each on a channel of its own with a
+/// prefetch of [`MAX_IN_FLIGHT`], reading the one quorum queue bound to
+/// it and acknowledging every message. The message carries its send time
+/// in one header.
+pub async fn raw(
+    path: &Path,
+    payload: usize,
+    publishers: usize,
+    messages: u64,
+) -> anyhow::Result<Measured> {
+    let name = format!("plexus.bench.raw.{}", tag(path));
+    let connection = connect().await?;
+    let setup = connection.create_channel().await?;
+    let _ = setup
+        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    setup
+        .exchange_declare(
+            name.as_str().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("declaring the raw baseline's exchange")?;
+    // A quorum queue, as plexus's groups have.
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    setup
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .context("declaring the raw baseline's queue")?;
+    setup
+        .queue_bind(
+            name.as_str().into(),
+            name.as_str().into(),
+            "bench".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Done::default());
+    let mut consumers = Vec::new();
+    for member in 0..CONSUMERS {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(MAX_IN_FLIGHT as u16, BasicQosOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                name.as_str().into(),
+                format!("bench-{member}").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
+        consumers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let finished = done.notify.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if done.flag.load(std::sync::atomic::Ordering::Acquire) {
+                return Ok(latency);
+            }
+            loop {
+                let delivery = tokio::select! {
+                    () = &mut finished => break,
+                    next = consumer.next() => match next {
+                        Some(delivery) => delivery?,
+                        None => break,
+                    },
+                };
+                if let Some(AMQPValue::LongLongInt(sent)) = delivery
+                    .properties
+                    .headers()
+                    .as_ref()
+                    .and_then(|h| h.inner().get("sent-us"))
+                {
+                    let sent = u64::try_from(*sent).unwrap_or(0);
+                    latency.saturating_record(now_us().saturating_sub(sent).max(1));
+                }
+                delivery.ack(BasicAckOptions::default()).await?;
+                if count_ack(&acked, &done, messages) {
+                    break;
+                }
+            }
+            let _ = channel.close(200, "done".into()).await;
+            Ok::<_, anyhow::Error>(latency)
+        }));
+    }
+    let started = Instant::now();
+    let body = vec![b'x'; payload];
+    let mut senders = Vec::new();
+    for count in super::baseline::shares(publishers, messages) {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let (exchange, body) = (ShortString::from(name.as_str()), body.clone());
+        senders.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < count {
+                let n = (count - sent).min(BATCH as u64);
+                let mut confirms = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let mut headers = FieldTable::default();
+                    headers.insert(
+                        "sent-us".into(),
+                        AMQPValue::LongLongInt(i64::try_from(now_us()).unwrap_or(i64::MAX)),
+                    );
+                    let properties = BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_headers(headers);
+                    confirms.push(
+                        channel
+                            .basic_publish(
+                                exchange.clone(),
+                                "bench".into(),
+                                BasicPublishOptions::default(),
+                                &body,
+                                properties,
+                            )
+                            .await?,
+                    );
+                }
+                for confirmation in try_join_all(confirms).await? {
+                    anyhow::ensure!(confirmation.is_ack(), "the broker refused a message");
+                }
+                sent += n;
+            }
+            let _ = channel.close(200, "done".into()).await;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let measured = finish(started, senders, consumers, messages).await?;
+    let _ = setup
+        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+        .await;
+    let _ = setup
+        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+        .await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(measured)
+}
