@@ -31,6 +31,11 @@ pub struct Schema {
 impl Schema {
     pub fn fresh(url: &str) -> Self {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        // Where processes show in /proc (Linux), that is.
+        if std::path::Path::new("/proc/self").exists() {
+            SWEPT.call_once(|| sweep(url));
+        }
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -63,6 +68,45 @@ impl Schema {
             .await
             .expect("connecting to PostgreSQL")
     }
+}
+
+/// Drops the schemas test processes that no longer run left behind (a
+/// run killed before its schemas' guards dropped them): `plexus_tPID_...`
+/// whose process is gone.
+fn sweep(url: &str) {
+    let url = url.to_owned();
+    let swept = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async move {
+            let options: sqlx::postgres::PgConnectOptions = url.parse().ok()?;
+            let mut connection = options.connect().await.ok()?;
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'plexus\\_t%'",
+            )
+            .fetch_all(&mut connection)
+            .await
+            .ok()?;
+            for name in names {
+                let pid = name
+                    .strip_prefix("plexus_t")
+                    .and_then(|rest| rest.split('_').next())
+                    .and_then(|pid| pid.parse::<u32>().ok());
+                let gone =
+                    pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                        .execute(&mut connection)
+                        .await;
+                }
+            }
+            let _ = connection.close().await;
+            Some(())
+        })
+    });
+    let _ = swept.join();
 }
 
 impl Drop for Schema {
