@@ -116,7 +116,8 @@ impl Slot {
 
 /// What a claim brought.
 enum Claimed {
-    /// Deliveries (and rows that are not valid messages, parked).
+    /// Deliveries; empty when every row leased was not a valid message
+    /// (those are parked).
     Some(Vec<Delivery>),
     /// Nothing; claim again no later than this.
     Nothing { again: Option<Duration> },
