@@ -116,6 +116,8 @@ pub(crate) async fn listen(
             Ok(Some(notification)) => wakes.wake(notification.payload()),
             // The connection was lost; the next try_recv reconnects.
             Ok(None) => wakes.wake_all(),
+            // The bus closing (its pool first) is no lost connection.
+            Err(_) if cancel.is_cancelled() || pool.is_closed() => return,
             Err(error) => {
                 tracing::warn!(%error, channel, "the plexus wake-up listener lost its connection");
                 listener = None;

@@ -40,18 +40,18 @@ fn schema(path: &Path) -> String {
 }
 
 async fn pool(connections: u32) -> anyhow::Result<PgPool> {
+    pool_with(PgPoolOptions::new().max_connections(connections)).await
+}
+
+async fn pool_with(options: PgPoolOptions) -> anyhow::Result<PgPool> {
     let url = url();
-    PgPoolOptions::new()
-        .max_connections(connections)
-        .connect(&url)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to PostgreSQL at {url} (start it with `pg_ctlcluster \
+    options.connect(&url).await.with_context(|| {
+        format!(
+            "connecting to PostgreSQL at {url} (start it with `pg_ctlcluster \
                  --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or set \
                  PLEXUS_BENCH_POSTGRES)"
-            )
-        })
+        )
+    })
 }
 
 async fn drop_schema(name: &str) -> anyhow::Result<()> {
@@ -79,13 +79,15 @@ pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
 }
 
 /// The raw baseline: sqlx alone, a job queue as an application would
-/// write it — `publishers` tasks each inserting batches of [`BATCH`] rows
-/// (one transaction, one multi-row `INSERT` through `unnest`, then
-/// `pg_notify`); [`CONSUMERS`] consumers each leasing up to
-/// [`MAX_IN_FLIGHT`] rows at a time with `FOR UPDATE SKIP LOCKED` and
-/// deleting them once handled, waking on the notification (or every
-/// 500 ms, as plexus's polling fallback). The same server, durability
-/// (its `synchronous_commit`) and connection count as plexus's bus.
+/// write it, with the durability plexus's bus has — `publishers` tasks
+/// each inserting batches of [`BATCH`] rows (one multi-row `INSERT`
+/// through `unnest`, committed durably, then `pg_notify`); [`CONSUMERS`]
+/// consumers each leasing up to [`MAX_IN_FLIGHT`] rows at a time with
+/// `FOR UPDATE SKIP LOCKED` for an ack deadline (a claim commits without
+/// waiting for the disk, as plexus's claims do: lost in a crash, a lease
+/// only comes back) and deleting them once handled (durably), waking on
+/// the notification (or every 500 ms, as plexus's polling fallback).
+/// Eight connections as plexus's bus, plus one per consumer for claims.
 pub async fn raw(
     path: &Path,
     payload: usize,
@@ -99,7 +101,7 @@ pub async fn raw(
         format!("CREATE SCHEMA {schema}"),
         format!(
             "CREATE TABLE {schema}.jobs (seq bigserial PRIMARY KEY, sent_us bigint NOT NULL, \
-             payload bytea NOT NULL, leased boolean NOT NULL DEFAULT false)"
+             payload bytea NOT NULL, lease_until timestamptz NOT NULL DEFAULT '-infinity')"
         ),
     ] {
         sqlx::query(&statement).execute(&pool).await?;
@@ -108,15 +110,32 @@ pub async fn raw(
     let acked = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Done::default());
     let claim = Arc::new(format!(
-        "UPDATE {schema}.jobs SET leased = true WHERE seq IN (SELECT seq FROM {schema}.jobs \
-         WHERE NOT leased ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) RETURNING seq, sent_us"
+        "UPDATE {schema}.jobs SET lease_until = now() + interval '30 seconds' WHERE seq IN \
+         (SELECT seq FROM {schema}.jobs WHERE lease_until < now() ORDER BY seq LIMIT $1 \
+         FOR UPDATE SKIP LOCKED) RETURNING seq, sent_us"
     ));
     let delete = Arc::new(format!("DELETE FROM {schema}.jobs WHERE seq = ANY($1)"));
+    let claims = pool_with(
+        PgPoolOptions::new()
+            .max_connections(CONSUMERS as u32)
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(connection, "SET synchronous_commit = off").await?;
+                    Ok(())
+                })
+            }),
+    )
+    .await?;
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let mut listener = PgListener::connect(&url()).await?;
         listener.listen(&channel).await?;
-        let (pool, claim, delete) = (pool.clone(), Arc::clone(&claim), Arc::clone(&delete));
+        let (pool, claims, claim, delete) = (
+            pool.clone(),
+            claims.clone(),
+            Arc::clone(&claim),
+            Arc::clone(&delete),
+        );
         let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
@@ -126,7 +145,7 @@ pub async fn raw(
             while !done.flag.load(std::sync::atomic::Ordering::Acquire) {
                 let rows: Vec<(i64, i64)> = sqlx::query_as(&claim)
                     .bind(MAX_IN_FLIGHT as i64)
-                    .fetch_all(&pool)
+                    .fetch_all(&claims)
                     .await?;
                 if rows.is_empty() {
                     tokio::select! {
@@ -168,13 +187,11 @@ pub async fn raw(
             while sent < count {
                 let n = (count - sent).min(BATCH as u64) as usize;
                 let now = now_us() as i64;
-                let mut transaction = pool.begin().await?;
                 sqlx::query(&insert)
                     .bind(vec![now; n])
                     .bind(vec![body.clone(); n])
-                    .execute(&mut *transaction)
+                    .execute(&pool)
                     .await?;
-                transaction.commit().await?;
                 sqlx::query("SELECT pg_notify($1, 'bench')")
                     .bind(&channel)
                     .execute(&pool)
@@ -185,6 +202,7 @@ pub async fn raw(
         }));
     }
     let measured = finish(started, senders, consumers, messages).await?;
+    claims.close().await;
     pool.close().await;
     drop_schema(&schema).await?;
     Ok(measured)
