@@ -54,6 +54,8 @@ pub(crate) struct Hub {
     /// Whether acknowledgements are committed (a group) or only
     /// remembered (a subscription of its own).
     pub(crate) grouped: bool,
+    /// The Kafka group (for a group).
+    group: Option<Arc<str>>,
     /// Wakes members waiting for a message or for room.
     pub(crate) wake: Notify,
     /// Wakes the timer when an earlier deadline or due time appears.
@@ -90,6 +92,21 @@ struct State {
     revoking: usize,
 }
 
+/// The last commit of each partition a hub of this process gave up, per
+/// Kafka group, for the hub that gets the partition next when the broker
+/// keeps no commit metadata (tansu 0.6 drops it): within one process, a
+/// partition handed from one consumer to another still knows what was
+/// acknowledged past its commit and how often its messages were
+/// delivered. Bounded: past [`GIVEN_UP_BOUND`] entries it starts over.
+static GIVEN_UP: Mutex<Option<GivenUp>> = Mutex::new(None);
+/// Per (Kafka group, partition), the last commit given up.
+type GivenUp = HashMap<(Arc<str>, i32), Commit>;
+const GIVEN_UP_BOUND: usize = 65_536;
+
+fn given_up() -> MutexGuard<'static, Option<GivenUp>> {
+    GIVEN_UP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 struct MemberRoom {
     in_flight: usize,
     max: usize,
@@ -123,10 +140,12 @@ struct Stored {
 }
 
 impl Hub {
-    pub(crate) fn new(grouped: bool, buffer: usize, stop: CancellationToken) -> Self {
+    /// A hub for Kafka group `group` (`None`: a subscription of its own).
+    pub(crate) fn new(group: Option<&str>, buffer: usize, stop: CancellationToken) -> Self {
         Hub {
             state: Mutex::new(State::default()),
-            grouped,
+            grouped: group.is_some(),
+            group: group.map(Arc::from),
             wake: Notify::new(),
             timer: Notify::new(),
             commit_wanted: Notify::new(),
@@ -341,6 +360,14 @@ impl Hub {
     /// Takes partition `partition` on, read from `next` (when known),
     /// with the progress its commit recorded.
     pub(crate) fn assign(&self, partition: i32, next: Option<i64>, progress: Option<Progress>) {
+        let kept = self
+            .group
+            .as_ref()
+            .and_then(|group| given_up().as_mut()?.remove(&(Arc::clone(group), partition)));
+        let progress = progress.or_else(|| {
+            let (_, offset, metadata) = kept?;
+            (Some(offset) == next).then(|| Progress::decode(&metadata))?
+        });
         let mut state = self.lock();
         state.parts.insert(
             partition,
@@ -494,7 +521,24 @@ impl Hub {
         }
         drop(guard);
         self.wake.notify_waiters();
+        self.remember(&commits);
         commits
+    }
+
+    /// Remembers `commits` for the next hub of this group in the process
+    /// (see [`GIVEN_UP`]).
+    pub(crate) fn remember(&self, commits: &[Commit]) {
+        let Some(group) = &self.group else {
+            return;
+        };
+        let mut given_up = given_up();
+        let given_up = given_up.get_or_insert_with(HashMap::new);
+        if given_up.len() + commits.len() > GIVEN_UP_BOUND {
+            given_up.clear();
+        }
+        for commit in commits {
+            given_up.insert((Arc::clone(group), commit.0), commit.clone());
+        }
     }
 
     /// Starts a commit: its number and the commits of the partitions
@@ -606,7 +650,7 @@ mod tests {
     }
 
     fn hub() -> Hub {
-        let hub = Hub::new(true, 100, CancellationToken::new());
+        let hub = Hub::new(Some("g"), 100, CancellationToken::new());
         hub.assign(0, Some(10), None);
         assert!(hub.join(1, 10, Duration::from_secs(30)));
         hub
@@ -635,7 +679,7 @@ mod tests {
 
     #[tokio::test]
     async fn acknowledged_progress_is_not_delivered_again() {
-        let hub = Hub::new(true, 100, CancellationToken::new());
+        let hub = Hub::new(Some("g"), 100, CancellationToken::new());
         hub.assign(0, None, Progress::decode("p1;13;10,12;10:2"));
         assert!(hub.join(1, 10, Duration::from_secs(30)));
         for offset in 10..14 {
@@ -656,7 +700,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unanswered_deliveries_come_back_after_the_deadline() {
-        let hub = Hub::new(false, 100, CancellationToken::new());
+        let hub = Hub::new(None, 100, CancellationToken::new());
         hub.assign(0, Some(0), None);
         assert!(hub.join(1, 1, Duration::from_millis(200)));
         hub.receive(0, 0, message(0, None));

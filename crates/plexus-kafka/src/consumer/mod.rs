@@ -89,7 +89,11 @@ async fn start(
 ) -> Result<Arc<member::Shared>, BusError> {
     let stop = bus.closed.child_token();
     let grouped = group.is_some();
-    let hub = Arc::new(Hub::new(grouped, bus.config.consumer_buffer, stop.clone()));
+    let hub = Arc::new(Hub::new(
+        group.as_deref(),
+        bus.config.consumer_buffer,
+        stop.clone(),
+    ));
     hub.join(id, options.max_in_flight, options.ack_deadline);
     let topic: Arc<str> = Arc::from(topic);
     let plan = poll::Plan {

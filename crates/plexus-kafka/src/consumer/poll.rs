@@ -157,9 +157,14 @@ pub(crate) fn start(plan: &Plan, hub: Arc<Hub>) -> KafkaResult<Arc<KafkaConsumer
             "socket.timeout.ms",
             config.request_timeout.as_millis().to_string(),
         );
-    if let Some(group) = &plan.group {
-        client.set("group.id", group);
-    }
+    // librdkafka assigns partitions only with a group id; a subscription
+    // of its own never joins nor commits in it.
+    let own = format!(
+        "{}{topic}/~own-{:016x}",
+        config.group_prefix,
+        rand::random::<u64>()
+    );
+    client.set("group.id", plan.group.as_deref().unwrap_or(&own));
     let context = HubContext {
         hub: Arc::clone(&hub),
         topic: Arc::clone(&plan.topic),
@@ -254,6 +259,7 @@ pub(crate) fn run(consumer: Arc<KafkaConsumer>, hub: Arc<Hub>, topic: Arc<str>) 
     if hub.grouped {
         let _ordered = hub.commit_guard();
         let (_, commits) = hub.commits(true);
+        hub.remember(&commits);
         let result = commit(&consumer, &topic, &commits).map_err(|e| e.to_string());
         if let Err(error) = &result {
             tracing::warn!(topic = %topic, %error, "the last commit before leaving failed; acknowledged messages may be delivered again");
