@@ -245,7 +245,7 @@ impl RabbitBus {
         if tokio::time::timeout(CLOSE_WAIT, drained).await.is_err() {
             tracing::warn!(broker = %shared.name, "closing: publishes or subscriptions still running after {CLOSE_WAIT:?}; closing the connection under them");
         }
-        if let Some(link) = shared.links.take() {
+        if let Some(link) = shared.links.take().await {
             // A connection already lost has nothing left to close; one
             // whose broker does not answer is dropped (its socket closed).
             let closing = link.connection.close(200, "plexus: closed".into());

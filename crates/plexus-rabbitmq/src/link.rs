@@ -1,6 +1,7 @@
 //! [`Links`]: the bus's connection to the broker and its publishing
 //! channel, made again after the broker went away.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use lapin::options::{
@@ -28,6 +29,8 @@ impl Link {
 /// The current link, made on first use and again whenever it broke.
 pub(crate) struct Links {
     current: RwLock<Option<Arc<Link>>>,
+    /// Set once the bus closed: no link is made after that.
+    taken: AtomicBool,
     /// Held while a link is made, so that one connection is made at once.
     making: Mutex<()>,
 }
@@ -37,6 +40,7 @@ impl Links {
     pub(crate) fn new(first: Link) -> Self {
         Links {
             current: RwLock::new(Some(Arc::new(first))),
+            taken: AtomicBool::new(false),
             making: Mutex::new(()),
         }
     }
@@ -49,6 +53,9 @@ impl Links {
         let _making = self.making.lock().await;
         if let Some(link) = self.usable() {
             return Ok(link);
+        }
+        if self.taken.load(Ordering::Acquire) {
+            return Err("the bus is closed".to_owned());
         }
         let link = Arc::new(connect(config).await?);
         let old = self
@@ -74,7 +81,10 @@ impl Links {
     }
 
     /// Takes the current link out (to close it); later `get`s make none.
-    pub(crate) fn take(&self) -> Option<Arc<Link>> {
+    pub(crate) async fn take(&self) -> Option<Arc<Link>> {
+        self.taken.store(true, Ordering::Release);
+        // A link being made is stored before this returns.
+        let _making = self.making.lock().await;
         self.current
             .write()
             .unwrap_or_else(|e| e.into_inner())
