@@ -103,7 +103,13 @@
 //! NULL when there is nothing); acknowledge with `DELETE FROM S.pending
 //! WHERE group_id = $1 AND seq = $2 AND attempt = $3`, refuse with
 //! `UPDATE S.pending SET due = clock_timestamp() + delay, owner = NULL
-//! WHERE ...` (the same condition). `S.groups` holds each group's cursor,
+//! WHERE ...` (the same condition). Many at once:
+//! `SELECT S.ack(group_ids, first_seqs, last_seqs, attempts)` deletes the
+//! rows of each range `first..=last` of a group still in that attempt
+//! (give a range only where every seq in it was acknowledged: seqs of
+//! other topics' messages fall between a topic's), `SELECT
+//! S.nack(group_ids, seqs, attempts, delays_ms)` refuses (arrays,
+//! element by element). `S.groups` holds each group's cursor,
 //! `S.pending` its unacknowledged messages.
 
 mod bus;

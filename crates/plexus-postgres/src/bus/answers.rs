@@ -1,13 +1,15 @@
 //! Acks and nacks, batched: one task per bus takes every answer queued
-//! and applies them in one DELETE (the acks) and one UPDATE (the nacks),
-//! then tells each waiter. Concurrent answers share the statements and
+//! and applies them in one call of the schema's `ack()` (the acks, as
+//! ranges of consecutive seqs) and one of `nack()`, then tells each
+//! waiter. Concurrent answers share the statements and
 //! their commits.
 //!
-//! An answer that fails (the server away) is reported to its caller, and
-//! its message is then handed back to the group (a nack without delay,
-//! retried in the background until the server takes it or the retries run
-//! out), so that it is delivered again soon rather than at its ack
-//! deadline.
+//! An answer whose round fails (the server away) is applied again every
+//! [`RETRY_PAUSE`] while its caller waits, up to [`ANSWER_TRIES`]
+//! times: whether the failed round was recorded is unknown (its commit
+//! may have happened before the connection broke), and applying an answer
+//! twice changes nothing. Only then does the caller get an error (the
+//! message comes again after its ack deadline).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,10 +27,10 @@ const MAX_ROUND: usize = 4096;
 /// are cut to it).
 const MAX_DELAY_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
-/// How often a failed answer's message is offered back to its group.
-const GIVE_BACK_TRIES: u32 = 50;
+/// How often an answer is tried before its caller gets an error.
+const ANSWER_TRIES: u32 = 50;
 /// The pause between those tries.
-const GIVE_BACK_PAUSE: Duration = Duration::from_millis(200);
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// One delivery's answer.
 #[derive(Debug)]
@@ -87,60 +89,70 @@ pub(crate) async fn run(
             () = cancel.cancelled() => return,
         };
         for mut answer in round.drain(..) {
-            if applied.is_err() && answer.failures < GIVE_BACK_TRIES {
-                give_back(&answer, &again, &cancel);
+            let Err(reason) = &applied else {
+                if let Some(reply) = answer.reply.take() {
+                    let _ = reply.send(Ok(()));
+                }
+                continue;
+            };
+            // Whether a failed round was recorded is unknown (the
+            // connection may have broken after its commit): the same answer
+            // is applied again once the server takes it, its waiter still
+            // waiting. Applying an answer twice changes nothing (an ack
+            // whose message is gone deletes nothing).
+            if answer.failures + 1 < ANSWER_TRIES {
+                answer = match retry(answer, &again, &cancel) {
+                    Ok(()) => continue,
+                    Err(unsent) => unsent,
+                };
             }
             if let Some(reply) = answer.reply.take() {
-                let outcome = match &applied {
-                    Ok(()) => Ok(()),
-                    Err(reason) => Err(BusError::backend(
-                        name.as_ref(),
-                        format!(
-                            "recording the answer to message seq {} failed: {reason}; it will be delivered again",
-                            answer.seq
-                        ),
-                    )),
-                };
-                let _ = reply.send(outcome);
+                let _ = reply.send(Err(BusError::backend(
+                    name.as_ref(),
+                    format!(
+                        "recording the answer to message seq {} failed {} times: {reason}; \
+                         it will be delivered again after its ack deadline",
+                        answer.seq,
+                        answer.failures + 1
+                    ),
+                )));
             }
         }
     }
 }
 
-/// Queues a nack without delay for a failed answer's message, after a
-/// pause.
-fn give_back(answer: &Answer, again: &mpsc::WeakSender<Answer>, cancel: &CancellationToken) {
+/// Queues `answer` again after a pause; gives it back when the bus is
+/// closing.
+fn retry(
+    mut answer: Answer,
+    again: &mpsc::WeakSender<Answer>,
+    cancel: &CancellationToken,
+) -> Result<(), Answer> {
     let Some(queue) = again.upgrade() else {
-        return;
+        return Err(answer);
     };
-    let retry = Answer {
-        // A failed ack becomes a nack without delay; a nack keeps its delay.
-        nack: Some(answer.nack.unwrap_or_default()),
-        reply: None,
-        failures: answer.failures + 1,
-        ..Answer::new(answer.group, answer.seq, answer.attempt, None, None)
-    };
+    answer.failures += 1;
     let cancel = cancel.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = tokio::time::sleep(GIVE_BACK_PAUSE) => {
-                let _ = queue.send(retry).await;
+            () = tokio::time::sleep(RETRY_PAUSE) => {
+                let _ = queue.send(answer).await;
             }
             () = cancel.cancelled() => {}
         }
     });
+    Ok(())
 }
 
 async fn apply(pool: &PgPool, sql: &Statements, round: &[Answer]) -> Result<(), String> {
     let (acks, nacks): (Vec<&Answer>, Vec<&Answer>) = round.iter().partition(|a| a.nack.is_none());
     if !acks.is_empty() {
-        let groups: Vec<i64> = acks.iter().map(|a| a.group).collect();
-        let seqs: Vec<i64> = acks.iter().map(|a| a.seq).collect();
-        let attempts: Vec<i32> = acks.iter().map(|a| a.attempt).collect();
+        let ranges = Ranges::of(&acks);
         sqlx::query(&sql.ack)
-            .bind(groups)
-            .bind(seqs)
-            .bind(attempts)
+            .bind(ranges.groups)
+            .bind(ranges.firsts)
+            .bind(ranges.lasts)
+            .bind(ranges.attempts)
             .execute(pool)
             .await
             .map_err(|e| e.to_string())?;
@@ -166,4 +178,83 @@ async fn apply(pool: &PgPool, sql: &Statements, round: &[Answer]) -> Result<(), 
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Acks as ranges, one array per column of `ack()`: consecutive seqs of
+/// a group acknowledged in the same attempt are one range (the messages
+/// of one claim mostly are), so the statement takes one index range per
+/// range instead of one lookup per message.
+#[derive(Debug, Default, PartialEq)]
+struct Ranges {
+    groups: Vec<i64>,
+    firsts: Vec<i64>,
+    lasts: Vec<i64>,
+    attempts: Vec<i32>,
+}
+
+impl Ranges {
+    /// The ranges of `acks`: every seq of a range, first to last, is one
+    /// of them, in that group and attempt.
+    fn of(acks: &[&Answer]) -> Self {
+        let mut keys: Vec<(i64, i32, i64)> =
+            acks.iter().map(|a| (a.group, a.attempt, a.seq)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut ranges = Ranges::default();
+        for (group, attempt, seq) in keys {
+            let n = ranges.lasts.len();
+            if n > 0
+                && ranges.groups[n - 1] == group
+                && ranges.attempts[n - 1] == attempt
+                && ranges.lasts[n - 1].checked_add(1) == Some(seq)
+            {
+                ranges.lasts[n - 1] = seq;
+                continue;
+            }
+            ranges.groups.push(group);
+            ranges.firsts.push(seq);
+            ranges.lasts.push(seq);
+            ranges.attempts.push(attempt);
+        }
+        ranges
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, Ranges};
+
+    fn ranges(acks: &[(i64, i64, i32)]) -> Ranges {
+        let answers: Vec<Answer> = acks
+            .iter()
+            .map(|&(group, seq, attempt)| Answer::new(group, seq, attempt, None, None))
+            .collect();
+        let refs: Vec<&Answer> = answers.iter().collect();
+        Ranges::of(&refs)
+    }
+
+    #[test]
+    fn consecutive_seqs_of_a_group_and_attempt_are_one_range() {
+        let got = ranges(&[(1, 12, 1), (1, 10, 1), (1, 11, 1), (1, 11, 1), (1, 14, 1)]);
+        assert_eq!(got.groups, [1, 1]);
+        assert_eq!(got.firsts, [10, 14]);
+        assert_eq!(got.lasts, [12, 14]);
+        assert_eq!(got.attempts, [1, 1]);
+    }
+
+    #[test]
+    fn another_group_or_attempt_starts_a_range() {
+        let got = ranges(&[(1, 10, 1), (1, 11, 2), (2, 12, 1), (1, 12, 2)]);
+        assert_eq!(got.groups, [1, 1, 2]);
+        assert_eq!(got.firsts, [10, 11, 12]);
+        assert_eq!(got.lasts, [10, 12, 12]);
+        assert_eq!(got.attempts, [1, 2, 1]);
+    }
+
+    #[test]
+    fn no_range_spans_a_missing_seq() {
+        let got = ranges(&[(1, 10, 1), (1, 12, 1), (1, i64::MAX, 1)]);
+        assert_eq!(got.firsts, [10, 12, i64::MAX]);
+        assert_eq!(got.lasts, [10, 12, i64::MAX]);
+    }
 }

@@ -38,7 +38,13 @@ async fn ensure_inner(pool: &PgPool, sql: &Statements) -> Result<(), sqlx::Error
         .execute(&mut *tx)
         .await?;
     let tables = schema::TABLES.split(";\n");
-    let functions = [schema::JOIN_GROUP, schema::CLAIM, schema::PRUNE];
+    let functions = [
+        schema::JOIN_GROUP,
+        schema::CLAIM,
+        schema::ACK,
+        schema::NACK,
+        schema::PRUNE,
+    ];
     for statement in tables.chain(functions) {
         let statement = sql.setup(statement);
         sqlx::query(&statement)

@@ -8,10 +8,11 @@ pub(crate) struct Statements {
     pub(crate) schema: String,
     /// `$1` topic, `$2..$10` one array per column: one multi-row INSERT.
     pub(crate) publish: String,
-    /// `$1` group ids, `$2` seqs, `$3` attempts: deletes the answered
-    /// pending rows still in that attempt.
+    /// `$1` group ids, `$2` first and `$3` last seqs, `$4` attempts:
+    /// deletes the pending rows of each range still in that attempt.
     pub(crate) ack: String,
-    /// As `ack`, with `$4` delays in milliseconds: the rows fall due then.
+    /// `$1` group ids, `$2` seqs, `$3` attempts, `$4` delays in
+    /// milliseconds: the pending rows still in that attempt fall due then.
     pub(crate) nack: String,
     /// `$1` topic, `$2` group, `$3` private, `$4` from the earliest.
     pub(crate) join: String,
@@ -43,15 +44,8 @@ impl Statements {
                  FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bytea[]) \
                  WITH ORDINALITY AS u(id, source, type, subject, t, ct, key, headers, data, n) ORDER BY u.n",
             ),
-            ack: fill(
-                "DELETE FROM {s}.pending p USING unnest($1::bigint[], $2::bigint[], $3::integer[]) AS a(g, seq, attempt) \
-                 WHERE p.group_id = a.g AND p.seq = a.seq AND p.attempt = a.attempt",
-            ),
-            nack: fill(
-                "UPDATE {s}.pending p SET due = clock_timestamp() + a.delay * interval '1 millisecond', owner = NULL \
-                 FROM unnest($1::bigint[], $2::bigint[], $3::integer[], $4::bigint[]) AS a(g, seq, attempt, delay) \
-                 WHERE p.group_id = a.g AND p.seq = a.seq AND p.attempt = a.attempt",
-            ),
+            ack: fill("SELECT {s}.ack($1, $2, $3, $4)"),
+            nack: fill("SELECT {s}.nack($1, $2, $3, $4)"),
             join: fill("SELECT {s}.join_group($1, $2, $3, $4)"),
             claim: fill("SELECT * FROM {s}.claim($1, $2, $3, $4, $5)"),
             leave: fill(
