@@ -65,6 +65,10 @@ pub(crate) struct Shared {
     pub(crate) closed: CancellationToken,
     /// Private groups of live subscriptions, removed when the bus closes.
     pub(crate) private_groups: Mutex<HashSet<i64>>,
+    /// Held shared by every claim running; closing takes it exclusively,
+    /// so that no claim is left running (leasing messages, holding the
+    /// schema's locks) once `close` returns.
+    pub(crate) claims: Arc<tokio::sync::RwLock<()>>,
     listening: AtomicBool,
     /// Stops the background tasks when the last holder goes.
     tasks: CancellationToken,
@@ -215,6 +219,7 @@ impl PostgresBus {
                 notifier,
                 closed: CancellationToken::new(),
                 private_groups: Mutex::new(HashSet::new()),
+                claims: Arc::new(tokio::sync::RwLock::new(())),
                 listening: AtomicBool::new(false),
                 _stop_tasks: tasks.clone().drop_guard(),
                 tasks,
@@ -261,6 +266,9 @@ impl PostgresBus {
             .drain()
             .collect();
         let tidy = async {
+            // Claims under way end first (their leases are then returned
+            // with the others); none starts after.
+            let _quiet = shared.claims.write().await;
             // Leases of this bus go to other members at once; its private
             // groups go.
             sqlx::query(&shared.sql.release)

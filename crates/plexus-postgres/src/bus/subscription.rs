@@ -227,15 +227,39 @@ impl Member {
 
     async fn claim(&mut self, max: usize) -> Result<Claimed, BusError> {
         let shared = Arc::clone(&self.shared);
-        let rows = sqlx::query(&shared.sql.claim)
-            .bind(self.group_id)
-            .bind(&shared.owner)
-            .bind(i32::try_from(max).unwrap_or(i32::MAX))
-            .bind(millis(lease(self.options.ack_deadline)))
-            .bind(i32::try_from(shared.config.group_window).unwrap_or(i32::MAX))
-            .fetch_all(&shared.pool)
-            .await
-            .map_err(|e| {
+        // The claim runs in a task of its own, so that a member dropped
+        // mid-claim does not leave the statement running on the server
+        // with the bus believing it idle: closing waits for it (see
+        // `Shared::claims`) before handing the bus's leases back.
+        let running = Arc::clone(&shared.claims).read_owned().await;
+        let (pool, sql, owner) = (
+            shared.pool.clone(),
+            Arc::clone(&shared.sql),
+            shared.owner.clone(),
+        );
+        let (group, max) = (self.group_id, i32::try_from(max).unwrap_or(i32::MAX));
+        let deadline = millis(lease(self.options.ack_deadline));
+        let window = i32::try_from(shared.config.group_window).unwrap_or(i32::MAX);
+        let claimed = tokio::spawn(async move {
+            let rows = sqlx::query(&sql.claim)
+                .bind(group)
+                .bind(owner)
+                .bind(max)
+                .bind(deadline)
+                .bind(window)
+                .fetch_all(&pool)
+                .await;
+            drop(running);
+            rows
+        })
+        .await
+        .map_err(|e| {
+            BusError::backend(
+                shared.name.as_ref(),
+                format!("claiming messages of topic `{}` failed: {e}", self.topic),
+            )
+        })?;
+        let rows = claimed.map_err(|e| {
                 if let sqlx::Error::Database(db) = &e
                     && db.code().as_deref() == Some("PXGON")
                 {
