@@ -1,8 +1,8 @@
 //! [`KafkaBus`]: the publisher and subscriber on Kafka brokers.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use plexus_core::Message;
 use plexus_core::bus::{
@@ -34,8 +34,9 @@ const HINT: &str = "check that a Kafka broker runs there (for a local tansu: \
 /// Publishing uses an idempotent producer (`enable.idempotence`,
 /// `acks=all`): a publish returns once every record is acknowledged by
 /// the brokers. A keyed message goes to its key's partition (Kafka's
-/// murmur2 partitioner, as the Java client); messages without a key go
-/// round-robin over the partitions.
+/// murmur2 partitioner, as the Java client); the messages without a key
+/// of one publish go to one partition, those of the next publish to the
+/// next partition.
 ///
 /// Consuming never commits ahead of processing: a partition's committed
 /// offset is its lowest unacknowledged message, and what was acknowledged
@@ -59,11 +60,13 @@ pub struct KafkaBus {
 
 pub(crate) struct Shared {
     pub(crate) config: KafkaConfig,
-    producer: FutureProducer,
+    /// Replaced when librdkafka reports a fatal error (an idempotent
+    /// producer that lost its sequence, say after a broker lost state).
+    producer: Mutex<FutureProducer>,
     pub(crate) admin: AdminClient<DefaultClientContext>,
     pub(crate) topics: Topics,
     pub(crate) consumers: Consumers,
-    /// The next partition of a message without a key.
+    /// The next partition of a publish's messages without a key.
     round_robin: AtomicUsize,
     /// The backend's name in errors (names the brokers).
     pub(crate) name: String,
@@ -73,6 +76,34 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn error(&self, doing: &str, error: impl std::fmt::Display) -> BusError {
         BusError::backend(&self.name, format!("{doing} failed: {error}; {HINT}"))
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces `failed` with a new producer when librdkafka declared it
+    /// unusable (a fatal error); later publishes use the new one.
+    fn renew_if_fatal(&self, failed: &FutureProducer) {
+        let Some((code, reason)) = failed.client().fatal_error() else {
+            return;
+        };
+        let mut current = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        if !std::ptr::eq(current.client().native_ptr(), failed.client().native_ptr()) {
+            return;
+        }
+        match producer(&self.config) {
+            Ok(fresh) => {
+                tracing::warn!(?code, %reason, "the producer failed fatally; publishing with a new one");
+                *current = fresh;
+            }
+            Err(error) => {
+                tracing::error!(%error, "making a new producer after a fatal error failed")
+            }
+        }
     }
 
     fn closed_error(&self, what: &'static str) -> BusError {
@@ -97,24 +128,7 @@ impl KafkaBus {
         let failed = |doing: &str, e: &dyn std::fmt::Display| {
             BusError::backend(&name, format!("{doing} failed: {e}; {HINT}"))
         };
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("partitioner", "murmur2_random")
-            .set("allow.auto.create.topics", "false")
-            .set("linger.ms", config.linger.as_millis().to_string())
-            .set(
-                "message.timeout.ms",
-                config.publish_timeout.as_millis().to_string(),
-            )
-            .set(
-                "message.max.bytes",
-                (config.max_message_bytes + 64 * 1024).to_string(),
-            )
-            .set("queue.buffering.max.kbytes", "65536")
-            .create()
-            .map_err(|e| failed("making the producer", &e))?;
+        let producer = producer(&config).map_err(|e| failed("making the producer", &e))?;
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &config.brokers)
             .set("allow.auto.create.topics", "false")
@@ -122,7 +136,7 @@ impl KafkaBus {
             .map_err(|e| failed("making the admin client", &e))?;
         let shared = Arc::new(Shared {
             config,
-            producer,
+            producer: Mutex::new(producer),
             admin,
             topics: Topics::default(),
             consumers: Consumers::new(),
@@ -133,7 +147,7 @@ impl KafkaBus {
         let probe = Arc::clone(&shared);
         let reached = tokio::task::spawn_blocking(move || {
             probe
-                .producer
+                .producer()
                 .client()
                 .fetch_metadata(None, probe.config.request_timeout)
                 .map(|_| ())
@@ -191,20 +205,44 @@ impl KafkaBus {
         }
         let partitions = shared.topics.ensure(shared, topic).await?;
         let doing = || format!("publishing to `{topic}`");
+        let producer = shared.producer();
+        let published = self
+            .send_all(&producer, topic, &batch, encoded, partitions, &doing)
+            .await;
+        if published.is_err() {
+            shared.renew_if_fatal(&producer);
+        }
+        published
+    }
+
+    /// Sends every record, then waits for every acknowledgement.
+    async fn send_all(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        batch: &[Message],
+        encoded: Vec<binding::Encoded>,
+        partitions: i32,
+        doing: &impl Fn() -> String,
+    ) -> Result<(), BusError> {
+        let shared = &self.shared;
         let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(batch.len());
+        // The batch's messages without a key go to one partition, the
+        // next batch's to the next: one record batch per publish, as
+        // librdkafka's sticky partitioner does, instead of a sliver for
+        // every partition.
+        let keyless =
+            shared.round_robin.fetch_add(1, Ordering::Relaxed) % partitions.max(1) as usize;
         for (message, wire) in batch.iter().zip(encoded) {
             let mut record = FutureRecord::<str, [u8]>::to(topic)
                 .payload(&message.payload()[..])
                 .headers(wire.headers);
             record = match message.key() {
                 Some(key) => record.key(key),
-                None => {
-                    let next = shared.round_robin.fetch_add(1, Ordering::Relaxed);
-                    record.partition((next % partitions.max(1) as usize) as i32)
-                }
+                None => record.partition(keyless as i32),
             };
             loop {
-                match shared.producer.send_result(record) {
+                match producer.send_result(record) {
                     Ok(delivery) => {
                         pending.push_back(delivery);
                         break;
@@ -214,7 +252,7 @@ impl KafkaBus {
                         // oldest record of this batch, then try again.
                         record = back;
                         match pending.pop_front() {
-                            Some(oldest) => delivered(shared, oldest, &doing).await?,
+                            Some(oldest) => delivered(shared, oldest, doing).await?,
                             None => tokio::task::yield_now().await,
                         }
                     }
@@ -223,7 +261,7 @@ impl KafkaBus {
             }
         }
         for delivery in pending {
-            delivered(shared, delivery, &doing).await?;
+            delivered(shared, delivery, doing).await?;
         }
         Ok(())
     }
@@ -236,7 +274,7 @@ impl KafkaBus {
         shared.closed.cancel();
         let flushing = Arc::clone(shared);
         let flushed = tokio::task::spawn_blocking(move || {
-            flushing.producer.flush(flushing.config.publish_timeout)
+            flushing.producer().flush(flushing.config.publish_timeout)
         })
         .await;
         let stopped = shared
@@ -253,6 +291,27 @@ impl KafkaBus {
             Err(e) => Err(shared.error("flushing the producer", e)),
         }
     }
+}
+
+/// The idempotent producer (`acks=all`) of `config`.
+fn producer(config: &KafkaConfig) -> rdkafka::error::KafkaResult<FutureProducer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("allow.auto.create.topics", "false")
+        .set("linger.ms", config.linger.as_millis().to_string())
+        .set(
+            "message.timeout.ms",
+            config.publish_timeout.as_millis().to_string(),
+        )
+        .set(
+            "message.max.bytes",
+            (config.max_message_bytes + 64 * 1024).to_string(),
+        )
+        .set("queue.buffering.max.kbytes", "65536")
+        .create()
 }
 
 /// Waits for one record's acknowledgement.

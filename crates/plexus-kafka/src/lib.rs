@@ -12,10 +12,11 @@
 //! the key as the record key), so other Kafka clients read and write them
 //! with plain headers.
 //!
-//! The crate has no feature flags.
+//! Feature flags: `broker-tests` only enables this crate's conformance
+//! test against a Kafka broker; the library has none.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), plexus_core::bus::BusError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use plexus_core::Message;
 //! use plexus_core::bus::Publisher;
 //! use plexus_kafka::KafkaBus;

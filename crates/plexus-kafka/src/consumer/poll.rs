@@ -149,6 +149,12 @@ pub(crate) fn start(plan: &Plan, hub: Arc<Hub>) -> KafkaResult<Arc<KafkaConsumer
             "session.timeout.ms",
             config.session_timeout.as_millis().to_string(),
         )
+        // Room for the largest message in one partition's fetch (a broker
+        // may send nothing rather than part of a record).
+        .set(
+            "max.partition.fetch.bytes",
+            (2 * config.max_message_bytes + 64 * 1024).to_string(),
+        )
         .set(
             "queued.max.messages.kbytes",
             config.fetch_ahead_kbytes.to_string(),
