@@ -73,10 +73,13 @@ async fn delete_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
 /// The raw baseline: rdkafka alone, the same workload as plexus's —
 /// `publishers` tasks sharing one idempotent producer (`acks=all`, the
 /// same linger and partitions as plexus's defaults), each sending batches
-/// of [`BATCH`] records and awaiting every delivery report; [`CONSUMERS`]
-/// consumers of one group, each storing a record's offset once it handled
-/// it, committed in the background (at-least-once, as an application
-/// writes it). The record carries its send time in one header.
+/// of [`BATCH`] records and awaiting every delivery report; one consumer
+/// (plexus's members of a group on one bus handle share one too) read by
+/// [`CONSUMERS`] tasks, each storing a record's offset once it handled it,
+/// committed in the background (at-least-once as far as records are
+/// handled in order; raw stores offsets in whatever order its tasks finish,
+/// where plexus commits only below the first unacknowledged record). The
+/// record carries its send time in one header.
 pub async fn raw(
     path: &Path,
     payload: usize,
@@ -109,16 +112,21 @@ pub async fn raw(
         .create()?;
     let acked = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Done::default());
-    let mut consumers = Vec::new();
-    for _ in 0..CONSUMERS {
-        let consumer: StreamConsumer = ClientConfig::new()
+    // One consumer, as plexus's members of a group on one bus handle
+    // share one: its records go to whichever task asks next.
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", format!("{topic}-group"))
             .set("enable.auto.commit", "true")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create()?;
-        consumer.subscribe(&[&topic])?;
+            .create()?,
+    );
+    consumer.subscribe(&[&topic])?;
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let consumer = Arc::clone(&consumer);
         let (acked, done) = (Arc::clone(&acked), Arc::clone(&done));
         consumers.push(tokio::spawn(async move {
             let mut latency = histogram();
