@@ -12,9 +12,6 @@
 //! the key as the record key), so other Kafka clients read and write them
 //! with plain headers.
 //!
-//! Feature flags: `broker-tests` only enables this crate's conformance
-//! test against a Kafka broker; the library has none.
-//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use plexus_core::Message;

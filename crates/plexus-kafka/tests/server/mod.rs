@@ -5,7 +5,7 @@
 //! in-memory engine forgets everything on a restart.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -99,7 +99,10 @@ impl PrivateTansu {
             .args(["--advertised-listener-url", &listener])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.store.path())
-            .stdout(Stdio::null())
+            .stdout(
+                log.try_clone()
+                    .map_err(|e| format!("opening tansu's log: {e}"))?,
+            )
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", self.binary.display()))?;
@@ -126,6 +129,28 @@ impl PrivateTansu {
             sleep(Duration::from_millis(20)).await;
         }
         *self.child.lock().expect("not poisoned") = Some(child);
+        self.index_store().await
+    }
+
+    /// Adds the index tansu 0.6.0's SQLite schema lacks on its `header`
+    /// table: without it, fetching a record scans the headers of every
+    /// record stored, and the broker slows to seconds a request (the
+    /// same as `.ci/tansu.sh`'s `tansu_index_store`).
+    async fn index_store(&self) -> Result<(), String> {
+        use sqlx::ConnectOptions as _;
+        let store = self.store.path().join("tansu.db");
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&store)
+            .busy_timeout(Duration::from_secs(30))
+            .connect()
+            .await
+            .map_err(|e| format!("opening tansu's store {}: {e}", store.display()))?;
+        sqlx::query(
+            "create index if not exists plexus_header_record on header (topition, offset_id)",
+        )
+        .execute(&mut db)
+        .await
+        .map_err(|e| format!("indexing tansu's store {}: {e}", store.display()))?;
         Ok(())
     }
 }
