@@ -25,6 +25,10 @@
 //! plexus_conformance::conformance_tests!(backend);
 //! ```
 //!
+//! The `cloudevents_interop` scenario needs a [`ForeignClient`]
+//! ([`Backend::foreign_client`]): [`PythonClient`] runs a backend's
+//! Python script (`tests/python/<bus>_interop.py`) as one.
+//!
 //! Stress mode: `PLEXUS_STRESS=N cargo test -p <backend> --test
 //! conformance` runs N copies of each scenario at once ([`run`]).
 
@@ -32,6 +36,7 @@ mod backend;
 mod crash;
 mod foreign;
 mod outcome;
+mod python;
 mod run;
 pub mod scenarios;
 mod support;
@@ -40,6 +45,7 @@ pub use backend::Backend;
 pub use crash::{TOPIC_VAR as CRASH_TOPIC_VAR, crash_child};
 pub use foreign::{ForeignClient, Reading};
 pub use outcome::Outcome;
+pub use python::PythonClient;
 pub use run::{STRESS_VAR, Scenario, run, stress_copies};
 
 /// Generates one `#[tokio::test]` (multi-threaded runtime) per scenario of

@@ -15,7 +15,6 @@
 //!   stops it (SIGTERM) and also kills a child process (this binary
 //!   running the ignored `crash_child`) mid-stream.
 
-mod foreign;
 mod server;
 
 use plexus_conformance::Backend;
@@ -73,8 +72,11 @@ mod machine {
 }
 
 mod interop {
+    use std::path::Path;
+
+    use plexus_conformance::PythonClient;
+
     use super::*;
-    use crate::foreign::PythonKafka;
 
     /// cloudevents_interop with Python's confluent-kafka on the machine's
     /// broker; skips with one line without confluent-kafka or the broker
@@ -85,7 +87,20 @@ mod interop {
         let name = format!("kafka bus ({brokers}) with Python");
         let setup = || async {
             let partitions = KafkaConfig::new(&brokers).partitions;
-            let foreign = match PythonKafka::find(&brokers, partitions).await {
+            let found = PythonClient::find(
+                "Python confluent-kafka",
+                "confluent_kafka",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/kafka_interop.py"),
+                "crates/plexus-kafka/tests/python/requirements.txt",
+                {
+                    let brokers = brokers.clone();
+                    move |topic: &str| {
+                        vec![brokers.clone(), topic.to_owned(), partitions.to_string()]
+                    }
+                },
+            )
+            .await;
+            let foreign = match found {
                 Ok(foreign) => foreign,
                 Err(reason) => return Backend::unavailable(name.clone(), reason),
             };

@@ -16,7 +16,6 @@
 //!   and also kills a child process (this binary running the ignored
 //!   `crash_child`) mid-stream.
 
-mod foreign;
 mod server;
 
 use std::time::Duration;
@@ -82,8 +81,11 @@ mod machine {
 }
 
 mod interop {
+    use std::path::Path;
+
+    use plexus_conformance::PythonClient;
+
     use super::*;
-    use crate::foreign::PythonNats;
 
     /// cloudevents_interop with Python's nats-py on the machine's server;
     /// skips with one line without nats-py or the server (fails then with
@@ -95,8 +97,21 @@ mod interop {
         let name = format!("nats bus ({url}) with Python");
         let setup = || async {
             let stream = config(&url);
-            let foreign = match PythonNats::find(&url, &stream.stream, &stream.subject_prefix).await
-            {
+            let found = PythonClient::find(
+                "Python nats-py",
+                "nats",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/nats_interop.py"),
+                "crates/plexus-nats/tests/python/requirements.txt",
+                {
+                    let url = url.clone();
+                    move |topic: &str| {
+                        let subject = format!("{}.{topic}", stream.subject_prefix);
+                        vec![url.clone(), stream.stream.clone(), subject]
+                    }
+                },
+            )
+            .await;
+            let foreign = match found {
                 Ok(foreign) => foreign,
                 Err(reason) => return Backend::unavailable(name.clone(), reason),
             };

@@ -19,7 +19,6 @@
 //!   `crash_child`) with SIGKILL mid-stream.
 
 mod common;
-mod foreign;
 mod server;
 
 use std::sync::Arc;
@@ -83,8 +82,11 @@ mod machine {
 }
 
 mod interop {
+    use std::path::Path;
+
+    use plexus_conformance::PythonClient;
+
     use super::*;
-    use crate::foreign::PythonPostgres;
 
     /// cloudevents_interop with Python's psycopg on the machine's server;
     /// skips with one line without psycopg or the server (fails then with
@@ -95,7 +97,18 @@ mod interop {
         let name = format!("postgres bus ({url}) with Python");
         let setup = || async {
             let schema = Arc::new(Schema::fresh(&url));
-            let foreign = match PythonPostgres::find(&url, &schema.name).await {
+            let found = PythonClient::find(
+                "Python psycopg",
+                "psycopg",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/postgres_interop.py"),
+                "crates/plexus-postgres/tests/python/requirements.txt",
+                {
+                    let (url, schema) = (url.clone(), schema.name.clone());
+                    move |topic: &str| vec![url.clone(), schema.clone(), topic.to_owned()]
+                },
+            )
+            .await;
+            let foreign = match found {
                 Ok(foreign) => foreign,
                 Err(reason) => return Backend::unavailable(name.clone(), reason),
             };

@@ -14,7 +14,6 @@
 //!   (SIGTERM, a clean shutdown) and also kills a child process (this
 //!   binary running the ignored `crash_child`) mid-stream.
 
-mod foreign;
 mod server;
 
 use std::time::Duration;
@@ -99,8 +98,11 @@ mod machine {
 }
 
 mod interop {
+    use std::path::Path;
+
+    use plexus_conformance::PythonClient;
+
     use super::*;
-    use crate::foreign::PythonPika;
 
     /// cloudevents_interop with Python's pika on the machine's broker;
     /// skips with one line without pika or the broker (fails then with
@@ -114,7 +116,18 @@ mod interop {
                 Ok(config) => config.exchange,
                 Err(e) => return Backend::unavailable(name.clone(), e.to_string()),
             };
-            let foreign = match PythonPika::find(&url, &exchange).await {
+            let found = PythonClient::find(
+                "Python pika",
+                "pika",
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rabbitmq_interop.py"),
+                "crates/plexus-rabbitmq/tests/python/requirements.txt",
+                {
+                    let url = url.clone();
+                    move |topic: &str| vec![url.clone(), exchange.clone(), topic.to_owned()]
+                },
+            )
+            .await;
+            let foreign = match found {
                 Ok(foreign) => foreign,
                 Err(reason) => return Backend::unavailable(name.clone(), reason),
             };
