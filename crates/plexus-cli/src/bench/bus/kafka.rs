@@ -28,10 +28,17 @@ pub fn url() -> String {
     std::env::var("PLEXUS_BENCH_KAFKA").unwrap_or_else(|_| plexus_kafka::DEFAULT_URL.to_owned())
 }
 
+/// The measurement's name with its run's (the temporary directory's
+/// random name): the brokers keep consumer groups after their topics are
+/// deleted, so a group name reused by a later run would meet the members
+/// an interrupted run left behind.
 fn tag(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    format!("{}-{}", name(path.parent()), name(Some(path)))
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
@@ -188,6 +195,13 @@ pub async fn raw(
         }));
     }
     let measured = finish(started, senders, consumers, messages).await?;
+    // The topic goes only once the consumer has left (dropping it closes
+    // it, blocking): librdkafka 2.12.1 crashes when a consumer fetches a
+    // topic just deleted from tansu, whose answer for an unknown topic
+    // carries a leader under a zero topic id (looked up by a null name).
+    tokio::task::spawn_blocking(move || drop((consumer, producer)))
+        .await
+        .context("closing the raw consumer and producer")?;
     delete_topic(&brokers, &topic).await?;
     Ok(measured)
 }
