@@ -59,13 +59,32 @@ tansu_listening() {
 ensure_tansu() {
   tansu_install || return 1
   if tansu_listening; then
-    echo "a broker already listens on $TANSU_HOST:$TANSU_PORT"
-    # One started here earlier, perhaps by a version of this script
-    # without the index.
-    if [[ -f "$TANSU_DATA/tansu.db" ]]; then
-      tansu_index_store "$TANSU_DATA/tansu.db" || return 1
+    if tansu_answers; then
+      echo "a broker already listens on $TANSU_HOST:$TANSU_PORT"
+      # One started here earlier, perhaps by a version of this script
+      # without the index.
+      if [[ -f "$TANSU_DATA/tansu.db" ]]; then
+        tansu_index_store "$TANSU_DATA/tansu.db" || return 1
+      fi
+      return 0
     fi
-    return 0
+    # tansu 0.6.0 (SQLite engine) can lose its storage task for good (when
+    # a client goes before its answer) and then drops every connection
+    # that asks for metadata: a tansu of ours in that state is restarted.
+    if ! pkill -f "^$TANSU_BIN broker"; then
+      echo "something listens on $TANSU_HOST:$TANSU_PORT but does not answer a Kafka metadata request" >&2
+      return 1
+    fi
+    echo "the tansu on $TANSU_HOST:$TANSU_PORT no longer answers metadata requests; restarting it"
+    local waited=0
+    while tansu_listening; do
+      if (( waited >= 100 )); then
+        echo "the old tansu still listens after 10s" >&2
+        return 1
+      fi
+      sleep 0.1
+      waited=$(( waited + 1 ))
+    done
   fi
   mkdir -p "$(dirname "$TANSU_LOG")"
   rm -rf "$TANSU_DATA"
@@ -90,6 +109,30 @@ ensure_tansu() {
   done
   tansu_index_store "$TANSU_DATA/tansu.db" || return 1
   echo "tansu accepts connections on $TANSU_HOST:$TANSU_PORT"
+}
+
+# Whether the broker answers a Kafka Metadata request (v0, all topics),
+# which needs its storage, within 10 seconds.
+tansu_answers() {
+  python3 - "$TANSU_HOST" "$TANSU_PORT" <<'PY'
+import socket, struct, sys
+host, port = sys.argv[1], int(sys.argv[2])
+client = b"plexus-ci"
+body = struct.pack(">hhih", 3, 0, 7, len(client)) + client + struct.pack(">i", 0)
+try:
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(struct.pack(">i", len(body)) + body)
+        head = b""
+        while len(head) < 8:
+            chunk = conn.recv(8 - len(head))
+            if not chunk:
+                sys.exit(1)
+            head += chunk
+        size, correlation = struct.unpack(">ii", head)
+        sys.exit(0 if correlation == 7 and size > 4 else 1)
+except OSError:
+    sys.exit(1)
+PY
 }
 
 # Adds the index tansu's lookup of a record's headers needs to the SQLite
