@@ -193,6 +193,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             throughput: measured.throughput,
         });
     }
+    #[cfg(feature = "kafka")]
+    if matches!(args.backend, Backend::Kafka) {
+        kafka::cleanup_run(dir.path()).await;
+    }
     let floors = table::floors(args.backend, &rows);
     table::print(&rows, &curve, &floors);
     let document = Document {

@@ -38,8 +38,12 @@ fn tag(path: &Path) -> String {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    format!("{}-{}", name(path.parent()), name(Some(path)))
-        .chars()
+    sanitized(&format!("{}-{}", name(path.parent()), name(Some(path))))
+}
+
+/// `text` with every character but ASCII letters and digits made `-`.
+fn sanitized(text: &str) -> String {
+    text.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect()
 }
@@ -49,18 +53,58 @@ pub fn topic(path: &Path) -> String {
     format!("plexus-bench-{}", tag(path))
 }
 
-/// plexus's configuration for the measurement at `path`; its topic is
-/// deleted first (left over from an interrupted run).
-pub async fn config(path: &Path) -> anyhow::Result<KafkaConfig> {
-    let config = KafkaConfig::from_url(&url())?;
-    delete_topic(&config.brokers, &topic(path)).await?;
-    Ok(config)
+/// plexus's configuration for the measurement at `path` (its topic is
+/// new: see [`tag`]).
+pub fn config(_path: &Path) -> anyhow::Result<KafkaConfig> {
+    Ok(KafkaConfig::from_url(&url())?)
 }
 
-/// Deletes the topic of the measurement at `path`.
-pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
-    let config = KafkaConfig::from_url(&url())?;
-    delete_topic(&config.brokers, &topic(path)).await
+/// Deletes the topics of the run whose measurements live in `dir`, once
+/// every measurement is over; a failure is reported, not fatal. Not one
+/// by one between measurements: tansu deletes a topic slowly, and the
+/// next measurement's topic could not be made meanwhile (an admin
+/// timeout ended a run); and librdkafka 2.12.1 crashes when a consumer
+/// still fetches a topic deleted from tansu (whose answer for an unknown
+/// topic carries a leader under a zero topic id, looked up by a null
+/// name), so no client of the run may be left.
+pub async fn cleanup_run(dir: &Path) {
+    if let Err(error) = delete_run_topics(dir).await {
+        eprintln!("the run's Kafka topics were not all deleted: {error:#}");
+    }
+}
+
+async fn delete_run_topics(dir: &Path) -> anyhow::Result<()> {
+    let brokers = KafkaConfig::from_url(&url())?.brokers;
+    let run = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("plexus-bench-{}-", sanitized(&run));
+    let admin = admin(&brokers)?;
+    let (admin, names) = tokio::task::spawn_blocking(move || {
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(30))?;
+        let names: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|name| name.starts_with(&prefix))
+            .collect();
+        Ok::<_, anyhow::Error>((admin, names))
+    })
+    .await??;
+    if names.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(60)))
+        .request_timeout(Some(Duration::from_secs(90)));
+    for result in admin.delete_topics(&names, &options).await? {
+        result.map_err(|(topic, e)| anyhow::anyhow!("deleting topic {topic}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
@@ -68,13 +112,6 @@ fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
         .set("bootstrap.servers", brokers)
         .create()
         .with_context(|| format!("connecting to Kafka at {brokers} (or set PLEXUS_BENCH_KAFKA)"))
-}
-
-async fn delete_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    // A missing topic is no error here.
-    let _ = admin(brokers)?.delete_topics(&[topic], &options).await;
-    Ok(())
 }
 
 /// The raw baseline: rdkafka alone, the same workload as plexus's —
@@ -96,7 +133,6 @@ pub async fn raw(
     let defaults = KafkaConfig::from_url(&url())?;
     let brokers = defaults.brokers.clone();
     let topic = format!("{}-raw", topic(path));
-    delete_topic(&brokers, &topic).await?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin(&brokers)?
         .create_topics(
@@ -198,13 +234,9 @@ pub async fn raw(
         }));
     }
     let measured = finish(started, senders, consumers, messages).await?;
-    // The topic goes only once the consumer has left (dropping it closes
-    // it, blocking): librdkafka 2.12.1 crashes when a consumer fetches a
-    // topic just deleted from tansu, whose answer for an unknown topic
-    // carries a leader under a zero topic id (looked up by a null name).
+    // Dropping the consumer closes it (leaving its group), blocking.
     tokio::task::spawn_blocking(move || drop((consumer, producer)))
         .await
         .context("closing the raw consumer and producer")?;
-    delete_topic(&brokers, &topic).await?;
     Ok(measured)
 }

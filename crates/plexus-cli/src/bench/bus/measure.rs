@@ -124,7 +124,7 @@ async fn open(
         Backend::Rabbitmq => halves(RabbitBus::with_config(super::rabbitmq::config(path)?).await?),
         #[cfg(feature = "kafka")]
         Backend::Kafka => {
-            halves(plexus_kafka::KafkaBus::with_config(super::kafka::config(path).await?).await?)
+            halves(plexus_kafka::KafkaBus::with_config(super::kafka::config(path)?).await?)
         }
         Backend::Postgres => {
             halves(PostgresBus::with_config(super::postgres::config(path).await?).await?)
@@ -248,7 +248,8 @@ pub async fn plexus(
         Backend::Nats => super::nats::cleanup(path).await?,
         Backend::Rabbitmq => super::rabbitmq::cleanup(path).await?,
         #[cfg(feature = "kafka")]
-        Backend::Kafka => super::kafka::cleanup(path).await?,
+        // All at the end of the run (`kafka::cleanup_run`).
+        Backend::Kafka => {}
         Backend::Postgres => super::postgres::cleanup(path).await?,
     }
     Ok(measured)
