@@ -9,7 +9,10 @@
 //! over that time; latency runs from a message's `time` (set when its
 //! batch is built, just before `publish`) to its receipt.
 //!
-//! Baselines ([`baseline`]): for SQLite, the same messages inserted raw
+//! Baselines ([`baseline`]): for a broker, its raw client twice — sending
+//! the same CloudEvents on the wire as plexus's binding does (the floors'
+//! baseline) and sending bare payloads (what the binding costs); see
+//! [`cloudevent`]. For SQLite, the same messages inserted raw
 //! with sqlx into one table with the same durability (WAL,
 //! `synchronous=FULL`), one transaction and one multi-row INSERT per batch
 //! of 100 — what an application writing its own rows would do; for the
@@ -21,6 +24,7 @@
 //! 64 B with 16 publishers.
 
 mod baseline;
+mod cloudevent;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod measure;
@@ -34,6 +38,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::output::{Machine, write_json};
+use cloudevent::Wire;
 use measure::Measured;
 
 /// Messages per `publish` call.
@@ -77,6 +82,20 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+}
+
+/// One measurement's workload.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub backend: Backend,
+    /// Bytes per payload.
+    pub payload: usize,
+    /// Publishing tasks.
+    pub publishers: usize,
+    /// Messages in all.
+    pub messages: u64,
+    /// Distinct ordering keys (0: none).
+    pub keys: u64,
 }
 
 /// Arguments of `plexus bench bus`.
@@ -140,45 +159,41 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.backend, machine.cores, machine.build_profile
     );
     let dir = tempfile::tempdir()?;
+    let wires = baseline::wires(args.backend);
     let mut rows = Vec::new();
     for payload in [64usize, 1024] {
         for publishers in [1usize, 16] {
             let mut plexus = Vec::new();
-            let mut raw = Vec::new();
+            let mut raw: Vec<Vec<Measured>> = vec![Vec::new(); wires.len()];
             for round in 0..rounds {
-                let path = dir.path().join(format!("r{round}-{payload}-{publishers}"));
-                let run_plexus = || {
-                    measure::plexus(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
-                    )
+                let name = format!("r{round}-{payload}-{publishers}");
+                let workload = Workload {
+                    backend: args.backend,
+                    payload,
+                    publishers,
+                    messages,
+                    keys: args.keys,
                 };
-                let run_raw = || {
+                let run_plexus = || measure::plexus(workload, dir.path().join(&name));
+                let run_raw = |wire: Wire| {
                     baseline::run(
-                        args.backend,
-                        &path,
-                        payload,
-                        publishers,
-                        messages,
-                        args.keys,
+                        workload,
+                        dir.path().join(format!("{name}-{}", wire.name())),
+                        wire,
                     )
                 };
                 // Alternate which goes first.
-                let (a, b) = if round % 2 == 0 {
-                    let a = run_plexus().await?;
-                    (a, run_raw().await?)
-                } else {
-                    let b = run_raw().await?;
-                    (run_plexus().await?, b)
-                };
-                plexus.push(a);
-                raw.push(b);
+                if round % 2 == 0 {
+                    plexus.push(run_plexus().await?);
+                }
+                for (wire, rounds) in wires.iter().zip(&mut raw) {
+                    rounds.push(run_raw(*wire).await?);
+                }
+                if round % 2 == 1 {
+                    plexus.push(run_plexus().await?);
+                }
             }
-            let row = table::Row::new(payload, publishers, &plexus, &raw);
+            let row = table::Row::new(payload, publishers, &plexus, &raw[0], raw.get(1));
             eprintln!("  {}", row.progress_line());
             rows.push(row);
         }
@@ -186,8 +201,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut curve = Vec::new();
     for publishers in [1usize, 2, 4, 8, 16] {
         let path = dir.path().join(format!("curve-{publishers}"));
-        let measured: Measured =
-            measure::plexus(args.backend, &path, 64, publishers, messages, args.keys).await?;
+        let measured: Measured = measure::plexus(
+            Workload {
+                backend: args.backend,
+                payload: 64,
+                publishers,
+                messages,
+                keys: args.keys,
+            },
+            path,
+        )
+        .await?;
         curve.push(table::CurvePoint {
             publishers,
             throughput: measured.throughput,

@@ -1,6 +1,6 @@
 //! The raw baselines of `plexus bench bus` (see the parent module).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::sync::Arc;
 
@@ -9,26 +9,34 @@ use plexus_core::Message;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::time::Instant;
 
+use super::cloudevent::Wire;
 use super::measure::{Measured, batch, histogram, since_us};
-use super::{BATCH, Backend};
+use super::{BATCH, Backend, Workload};
 
-/// The baseline of `backend` on the same messages.
-pub async fn run(
-    backend: Backend,
-    path: &Path,
-    payload: usize,
-    publishers: usize,
-    messages: u64,
-    keys: u64,
-) -> anyhow::Result<Measured> {
+/// The baselines of `backend`, the floors' first: for a broker the
+/// same CloudEvents on the wire, then the bare payloads (see
+/// [`Wire`]); for the in-memory and SQLite buses, which send nothing
+/// over a wire, one.
+pub fn wires(backend: Backend) -> &'static [Wire] {
     match backend {
-        Backend::Memory => channel(payload, publishers, messages, keys).await,
-        Backend::Sqlite => inserts(path, payload, publishers, messages, keys).await,
-        Backend::Nats => super::nats::raw(path, payload, publishers, messages).await,
-        Backend::Rabbitmq => super::rabbitmq::raw(path, payload, publishers, messages).await,
+        Backend::Memory | Backend::Sqlite => &[Wire::Bare],
+        _ => &[Wire::CloudEvents, Wire::Bare],
+    }
+}
+
+/// The baseline of `backend` on the same messages, sent as `wire` says.
+pub async fn run(workload: Workload, path: PathBuf, wire: Wire) -> anyhow::Result<Measured> {
+    let path = path.as_path();
+    let (payload, publishers, messages) =
+        (workload.payload, workload.publishers, workload.messages);
+    match workload.backend {
+        Backend::Memory => channel(payload, publishers, messages, workload.keys).await,
+        Backend::Sqlite => inserts(path, payload, publishers, messages, workload.keys).await,
+        Backend::Nats => super::nats::raw(path, payload, publishers, messages, wire).await,
+        Backend::Rabbitmq => super::rabbitmq::raw(path, payload, publishers, messages, wire).await,
         #[cfg(feature = "kafka")]
-        Backend::Kafka => super::kafka::raw(path, payload, publishers, messages).await,
-        Backend::Postgres => super::postgres::raw(path, payload, publishers, messages).await,
+        Backend::Kafka => super::kafka::raw(path, payload, publishers, messages, wire).await,
+        Backend::Postgres => super::postgres::raw(path, payload, publishers, messages, wire).await,
     }
 }
 

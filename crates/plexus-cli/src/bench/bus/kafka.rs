@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use futures::future::try_join_all;
@@ -19,6 +19,7 @@ use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::time::Instant;
 
+use super::cloudevent::{self, Wire};
 use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
 use super::{BATCH, CONSUMERS};
 
@@ -122,13 +123,16 @@ fn admin(brokers: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
 /// [`CONSUMERS`] tasks, each storing a record's offset once it handled it,
 /// committed in the background (at-least-once as far as records are
 /// handled in order; raw stores offsets in whatever order its tasks finish,
-/// where plexus commits only below the first unacknowledged record). The
-/// record carries its send time in one header.
+/// where plexus commits only below the first unacknowledged record). With
+/// [`Wire::CloudEvents`] a record carries the CloudEvents Kafka binding's
+/// headers as plexus's do (`ce_*`, `content-type`; the send time is
+/// `ce_time`), with [`Wire::Bare`] its send time in one header.
 pub async fn raw(
     path: &Path,
     payload: usize,
     publishers: usize,
     messages: u64,
+    wire: Wire,
 ) -> anyhow::Result<Measured> {
     let defaults = KafkaConfig::from_url(&url())?;
     let brokers = defaults.brokers.clone();
@@ -182,12 +186,15 @@ pub async fn raw(
                     record = consumer.recv() => record?,
                 };
                 let sent = record.headers().and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|h| h.key == "sent-us")
-                        .and_then(|h| h.value)
-                        .and_then(|v| <[u8; 8]>::try_from(v).ok())
-                        .map(u64::from_be_bytes)
+                    let value = |name: &str| headers.iter().find(|h| h.key == name)?.value;
+                    match wire {
+                        Wire::CloudEvents => std::str::from_utf8(value("ce_time")?)
+                            .ok()
+                            .and_then(cloudevent::parse_time_us),
+                        Wire::Bare => <[u8; 8]>::try_from(value("sent-us")?)
+                            .ok()
+                            .map(u64::from_be_bytes),
+                    }
                 });
                 if let Some(sent) = sent {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
@@ -210,13 +217,32 @@ pub async fn raw(
                 // One send time for the whole batch, taken before any of
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
-                let stamp = now_us().to_be_bytes();
+                let (stamp, time) = (now_us().to_be_bytes(), cloudevent::time(SystemTime::now()));
                 let mut reports = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-                        key: "sent-us",
-                        value: Some(&stamp),
-                    });
+                    let headers = match wire {
+                        Wire::CloudEvents => {
+                            let id = cloudevent::id();
+                            let header = |headers: OwnedHeaders, key, value: &str| {
+                                headers.insert(Header {
+                                    key,
+                                    value: Some(value.as_bytes()),
+                                })
+                            };
+                            let headers = OwnedHeaders::new_with_capacity(6);
+                            let headers =
+                                header(headers, "ce_specversion", cloudevent::SPEC_VERSION);
+                            let headers = header(headers, "ce_id", &id);
+                            let headers = header(headers, "ce_source", cloudevent::SOURCE);
+                            let headers = header(headers, "ce_type", cloudevent::TYPE);
+                            let headers = header(headers, "ce_time", &time);
+                            header(headers, "content-type", cloudevent::CONTENT_TYPE)
+                        }
+                        Wire::Bare => OwnedHeaders::new_with_capacity(1).insert(Header {
+                            key: "sent-us",
+                            value: Some(&stamp),
+                        }),
+                    };
                     let record = FutureRecord::<(), _>::to(&topic)
                         .payload(&body)
                         .headers(headers);

@@ -1,7 +1,7 @@
 //! One plexus measurement: publishers and a consumer group on a fresh
 //! topic of the backend.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{BATCH, Backend, CONSUMERS};
+use super::{BATCH, Backend, CONSUMERS, Workload};
 
 /// Deliveries one consumer holds unacknowledged at most: enough for the
 /// group to keep up with 16 publishers on the SQLite bus, whose deliveries
@@ -151,14 +151,15 @@ fn topic(backend: Backend, path: &Path) -> String {
 
 /// Publishes `messages` from `publishers` tasks while the group consumes
 /// them.
-pub async fn plexus(
-    backend: Backend,
-    path: &Path,
-    payload: usize,
-    publishers: usize,
-    messages: u64,
-    keys: u64,
-) -> anyhow::Result<Measured> {
+pub async fn plexus(workload: Workload, path: PathBuf) -> anyhow::Result<Measured> {
+    let Workload {
+        backend,
+        payload,
+        publishers,
+        messages,
+        keys,
+    } = workload;
+    let path = path.as_path();
     let (publisher, subscriber) = open(backend, path).await?;
     let topic: Arc<str> = topic(backend, path).into();
     let acked = Arc::new(AtomicU64::new(0));

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use async_nats::HeaderMap;
@@ -17,6 +18,7 @@ use futures::stream::FuturesUnordered;
 use plexus_nats::NatsConfig;
 use tokio::time::Instant;
 
+use super::cloudevent::{self, Wire};
 use super::measure::MAX_IN_FLIGHT;
 use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
 use super::{BATCH, CONSUMERS};
@@ -74,12 +76,16 @@ async fn connect() -> anyhow::Result<async_nats::Client> {
 /// sent, then every publish acknowledgement awaited) to a file-backed
 /// stream, [`CONSUMERS`] members reading one durable consumer with
 /// async-nats's own pull stream (batches of [`MAX_IN_FLIGHT`]) and at most
-/// that many unanswered each, every ack confirmed by the server. The message carries its send time in one header.
+/// that many unanswered each, every ack confirmed by the server. With
+/// [`Wire::CloudEvents`] a message carries the CloudEvents NATS binding's
+/// headers as plexus's do (`ce-*`, `content-type`; the send time is
+/// `ce-time`), with [`Wire::Bare`] its send time in one header.
 pub async fn raw(
     path: &Path,
     payload: usize,
     publishers: usize,
     messages: u64,
+    wire: Wire,
 ) -> anyhow::Result<Measured> {
     let name = format!("{}_RAW", stream_name(path));
     delete_stream(&name).await?;
@@ -137,12 +143,10 @@ pub async fn raw(
                         None => break,
                     },
                 };
-                if let Some(sent) = message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("sent-us"))
-                    .and_then(|v| v.as_str().parse::<u64>().ok())
-                {
+                if let Some(sent) = message.headers.as_ref().and_then(|h| match wire {
+                    Wire::CloudEvents => cloudevent::parse_time_us(h.get("ce-time")?.as_str()),
+                    Wire::Bare => h.get("sent-us")?.as_str().parse::<u64>().ok(),
+                }) {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
                 }
                 let reply = message
@@ -174,11 +178,24 @@ pub async fn raw(
                 // One send time for the whole batch, taken before any of
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
-                let stamp = now_us().to_string();
+                let stamp = match wire {
+                    Wire::CloudEvents => cloudevent::time(SystemTime::now()),
+                    Wire::Bare => now_us().to_string(),
+                };
                 let mut pending = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     let mut headers = HeaderMap::new();
-                    headers.insert("sent-us", stamp.as_str());
+                    match wire {
+                        Wire::CloudEvents => {
+                            headers.insert("ce-specversion", cloudevent::SPEC_VERSION);
+                            headers.insert("ce-id", cloudevent::id());
+                            headers.insert("ce-source", cloudevent::SOURCE);
+                            headers.insert("ce-type", cloudevent::TYPE);
+                            headers.insert("ce-time", stamp.as_str());
+                            headers.insert("content-type", cloudevent::CONTENT_TYPE);
+                        }
+                        Wire::Bare => headers.insert("sent-us", stamp.as_str()),
+                    }
                     pending.push(
                         context
                             .publish_with_headers(subject.clone(), headers, body.clone())

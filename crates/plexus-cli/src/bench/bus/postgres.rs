@@ -10,8 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use plexus_postgres::PostgresConfig;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::cloudevent::{self, Wire};
 use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
 use super::{BATCH, CONSUMERS};
 
@@ -88,11 +90,15 @@ pub async fn cleanup(path: &Path) -> anyhow::Result<()> {
 /// only comes back) and deleting them once handled (durably), waking on
 /// the notification (or every 500 ms, as plexus's polling fallback).
 /// Eight connections as plexus's bus, plus one per consumer for claims.
+/// With [`Wire::CloudEvents`] a row also holds the attributes plexus's
+/// rows hold (id, source, type, time — the send time — and content type,
+/// in columns of their own), with [`Wire::Bare`] only its send time.
 pub async fn raw(
     path: &Path,
     payload: usize,
     publishers: usize,
     messages: u64,
+    wire: Wire,
 ) -> anyhow::Result<Measured> {
     let schema = format!("{}_raw", schema(path));
     drop_schema(&schema).await?;
@@ -100,8 +106,14 @@ pub async fn raw(
     for statement in [
         format!("CREATE SCHEMA {schema}"),
         format!(
-            "CREATE TABLE {schema}.jobs (seq bigserial PRIMARY KEY, sent_us bigint NOT NULL, \
-             payload bytea NOT NULL, lease_until timestamptz NOT NULL DEFAULT '-infinity')"
+            "CREATE TABLE {schema}.jobs (seq bigserial PRIMARY KEY, {columns}, \
+             payload bytea NOT NULL, lease_until timestamptz NOT NULL DEFAULT '-infinity')",
+            columns = match wire {
+                Wire::CloudEvents =>
+                    "id text NOT NULL, source text NOT NULL, type text NOT NULL, \
+                                      \"time\" timestamptz NOT NULL, datacontenttype text",
+                Wire::Bare => "sent_us bigint NOT NULL",
+            }
         ),
     ] {
         sqlx::query(&statement).execute(&pool).await?;
@@ -112,7 +124,11 @@ pub async fn raw(
     let claim = Arc::new(format!(
         "UPDATE {schema}.jobs SET lease_until = now() + interval '30 seconds' WHERE seq IN \
          (SELECT seq FROM {schema}.jobs WHERE lease_until < now() ORDER BY seq LIMIT $1 \
-         FOR UPDATE SKIP LOCKED) RETURNING seq, sent_us"
+         FOR UPDATE SKIP LOCKED) RETURNING seq, {sent}",
+        sent = match wire {
+            Wire::CloudEvents => "(extract(epoch FROM \"time\") * 1000000)::bigint",
+            Wire::Bare => "sent_us",
+        }
     ));
     let delete = Arc::new(format!("DELETE FROM {schema}.jobs WHERE seq = ANY($1)"));
     let claims = pool_with(
@@ -170,9 +186,16 @@ pub async fn raw(
         }));
     }
     let started = Instant::now();
-    let insert = Arc::new(format!(
-        "INSERT INTO {schema}.jobs (sent_us, payload) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
-    ));
+    let insert = Arc::new(match wire {
+        Wire::CloudEvents => format!(
+            "INSERT INTO {schema}.jobs (\"time\", payload, id, source, type, datacontenttype) \
+             SELECT * FROM unnest($1::timestamptz[], $2::bytea[], $3::text[], $4::text[], \
+             $5::text[], $6::text[])"
+        ),
+        Wire::Bare => format!(
+            "INSERT INTO {schema}.jobs (sent_us, payload) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
+        ),
+    });
     let body = vec![b'x'; payload];
     let mut senders = Vec::new();
     for count in super::baseline::shares(publishers, messages) {
@@ -186,12 +209,20 @@ pub async fn raw(
             let mut sent = 0;
             while sent < count {
                 let n = (count - sent).min(BATCH as u64) as usize;
-                let now = now_us() as i64;
-                sqlx::query(&insert)
-                    .bind(vec![now; n])
-                    .bind(vec![body.clone(); n])
-                    .execute(&pool)
-                    .await?;
+                let (now, time) = (now_us() as i64, OffsetDateTime::now_utc());
+                let query = match wire {
+                    Wire::CloudEvents => sqlx::query(&insert)
+                        .bind(vec![time; n])
+                        .bind(vec![body.clone(); n])
+                        .bind((0..n).map(|_| cloudevent::id()).collect::<Vec<_>>())
+                        .bind(vec![cloudevent::SOURCE; n])
+                        .bind(vec![cloudevent::TYPE; n])
+                        .bind(vec![cloudevent::CONTENT_TYPE; n]),
+                    Wire::Bare => sqlx::query(&insert)
+                        .bind(vec![now; n])
+                        .bind(vec![body.clone(); n]),
+                };
+                query.execute(&pool).await?;
                 sqlx::query("SELECT pg_notify($1, 'bench')")
                     .bind(&channel)
                     .execute(&pool)

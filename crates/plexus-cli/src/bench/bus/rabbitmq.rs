@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
@@ -17,6 +18,7 @@ use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 use tokio::time::Instant;
 
+use super::cloudevent::{self, Wire};
 use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
 use super::{BATCH, CONSUMERS};
 
@@ -88,13 +90,17 @@ async fn connect() -> anyhow::Result<Connection> {
 /// durable topic exchange (every message sent, then every confirm
 /// awaited); [`CONSUMERS`] consumers, each on a channel of its own with a
 /// prefetch of [`MAX_IN_FLIGHT`], reading the one quorum queue bound to
-/// it and acknowledging every message. The message carries its send time
-/// in one header.
+/// it and acknowledging every message. With [`Wire::CloudEvents`] a
+/// message carries the CloudEvents AMQP binding's application properties
+/// as plexus's do (`cloudEvents:*`, the send time `cloudEvents:time`) and
+/// the content-type property, with [`Wire::Bare`] its send time in one
+/// header.
 pub async fn raw(
     path: &Path,
     payload: usize,
     publishers: usize,
     messages: u64,
+    wire: Wire,
 ) -> anyhow::Result<Measured> {
     let name = format!("plexus.bench.raw.{}", tag(path));
     let connection = connect().await?;
@@ -173,13 +179,23 @@ pub async fn raw(
                         None => break,
                     },
                 };
-                if let Some(AMQPValue::LongLongInt(sent)) = delivery
+                let headers = delivery
                     .properties
                     .headers()
                     .as_ref()
-                    .and_then(|h| h.inner().get("sent-us"))
-                {
-                    let sent = u64::try_from(*sent).unwrap_or(0);
+                    .map(FieldTable::inner);
+                let sent = headers.and_then(|h| {
+                    match (wire, h.get("sent-us"), h.get("cloudEvents:time")) {
+                        (Wire::Bare, Some(AMQPValue::LongLongInt(sent)), _) => {
+                            u64::try_from(*sent).ok()
+                        }
+                        (Wire::CloudEvents, _, Some(AMQPValue::LongString(time))) => {
+                            cloudevent::parse_time_us(&String::from_utf8_lossy(time.as_bytes()))
+                        }
+                        _ => None,
+                    }
+                });
+                if let Some(sent) = sent {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
                 }
                 delivery.ack(BasicAckOptions::default()).await?;
@@ -208,13 +224,31 @@ pub async fn raw(
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
                 let stamp = i64::try_from(now_us()).unwrap_or(i64::MAX);
+                let time = cloudevent::time(SystemTime::now());
                 let mut confirms = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     let mut headers = FieldTable::default();
-                    headers.insert("sent-us".into(), AMQPValue::LongLongInt(stamp));
-                    let properties = BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_headers(headers);
+                    let mut properties = BasicProperties::default().with_delivery_mode(2);
+                    match wire {
+                        Wire::CloudEvents => {
+                            let id = cloudevent::id();
+                            for (name, value) in [
+                                ("cloudEvents:specversion", cloudevent::SPEC_VERSION),
+                                ("cloudEvents:id", id.as_str()),
+                                ("cloudEvents:source", cloudevent::SOURCE),
+                                ("cloudEvents:type", cloudevent::TYPE),
+                                ("cloudEvents:time", time.as_str()),
+                            ] {
+                                headers.insert(name.into(), AMQPValue::LongString(value.into()));
+                            }
+                            properties =
+                                properties.with_content_type(cloudevent::CONTENT_TYPE.into());
+                        }
+                        Wire::Bare => {
+                            headers.insert("sent-us".into(), AMQPValue::LongLongInt(stamp));
+                        }
+                    }
+                    let properties = properties.with_headers(headers);
                     confirms.push(
                         channel
                             .basic_publish(

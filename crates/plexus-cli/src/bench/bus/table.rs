@@ -32,30 +32,54 @@ pub struct Row {
     pub payload_bytes: usize,
     pub publishers: usize,
     pub plexus: Summary,
+    /// The floors' baseline: for a broker, its raw client sending the
+    /// same CloudEvents on the wire as plexus.
     pub baseline: Summary,
     /// plexus publish+consume throughput / baseline throughput.
     pub ratio: f64,
+    /// For a broker, its raw client sending bare payloads.
+    pub bare: Option<Summary>,
+    /// plexus publish+consume throughput / bare throughput.
+    pub bare_ratio: Option<f64>,
     pub plexus_rounds: Vec<Measured>,
     pub baseline_rounds: Vec<Measured>,
+    pub bare_rounds: Vec<Measured>,
 }
 
 impl Row {
-    pub fn new(payload: usize, publishers: usize, plexus: &[Measured], raw: &[Measured]) -> Self {
+    pub fn new(
+        payload: usize,
+        publishers: usize,
+        plexus: &[Measured],
+        raw: &[Measured],
+        bare: Option<&Vec<Measured>>,
+    ) -> Self {
         let (p, b) = (Summary::new(plexus), Summary::new(raw));
+        let bare_summary = bare.map(|rounds| Summary::new(rounds));
         Row {
             payload_bytes: payload,
             publishers,
             ratio: p.throughput / b.throughput,
+            bare_ratio: bare_summary.map(|bare| p.throughput / bare.throughput),
             plexus: p,
             baseline: b,
+            bare: bare_summary,
             plexus_rounds: plexus.to_vec(),
             baseline_rounds: raw.to_vec(),
+            bare_rounds: bare.cloned().unwrap_or_default(),
         }
     }
 
     pub fn progress_line(&self) -> String {
+        let bare = match (self.bare, self.bare_ratio) {
+            (Some(bare), Some(ratio)) => format!(
+                "; bare baseline {:.0} msg/s, ratio {ratio:.2}",
+                bare.throughput
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}",
+            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}{bare}",
             self.payload_bytes,
             self.publishers,
             self.plexus.throughput,
@@ -124,8 +148,8 @@ pub fn floors(backend: Backend, rows: &[Row]) -> Vec<Floor> {
     }
 }
 
-/// A broker backend, on every row: throughput ≥ 0.9 × its raw client's,
-/// p99 ≤ 1.2 × raw's.
+/// A broker backend, on every row: throughput ≥ 0.9 × its raw client's
+/// (sending the same CloudEvents), p99 ≤ 1.2 × raw's.
 fn broker_floors(backend: &str, client: &str, rows: &[Row]) -> Vec<Floor> {
     rows.iter()
         .flat_map(|r| {
@@ -167,6 +191,12 @@ pub fn print(rows: &[Row], curve: &[CurvePoint], floors: &[Floor]) {
                 format!("{:.0}", r.baseline.p50_us),
                 format!("{:.0}", r.baseline.p99_us),
                 format!("{:.2}", r.ratio),
+                r.bare
+                    .map_or("-".to_owned(), |b| format!("{:.0}", b.throughput)),
+                r.bare
+                    .map_or("-".to_owned(), |b| format!("{:.0}", b.p99_us)),
+                r.bare_ratio
+                    .map_or("-".to_owned(), |ratio| format!("{ratio:.2}")),
             ]
         })
         .collect();
@@ -182,6 +212,9 @@ pub fn print(rows: &[Row], curve: &[CurvePoint], floors: &[Floor]) {
             "base p50",
             "base p99",
             "ratio",
+            "bare msg/s",
+            "bare p99",
+            "bare ratio",
         ],
         &body,
     );
