@@ -188,11 +188,12 @@ impl RabbitBus {
             .map_err(|reason| shared.error(&doing(), reason))?;
         let exchange = ShortString::from(shared.config.exchange.as_str());
         let routing_key = ShortString::from(topic);
-        // Send all, then wait for all the confirms.
+        // Send all on one channel (a batch keeps its order), then wait
+        // for all the confirms.
+        let channel = link.publisher();
         let mut confirms: Vec<PublisherConfirm> = Vec::with_capacity(batch.len());
         for (message, properties) in batch.iter().zip(encoded) {
-            let confirm = link
-                .publisher
+            let confirm = channel
                 .basic_publish(
                     exchange.clone(),
                     routing_key.clone(),
@@ -258,7 +259,7 @@ impl RabbitBus {
 }
 
 impl Publisher for RabbitBus {
-    /// Sends the batch on the publishing channel and returns once the
+    /// Sends the batch on a publishing channel and returns once the
     /// broker confirmed every message (all are sent first, then all
     /// confirms awaited). A batch is not atomic: after an error some of it
     /// may be stored; publishing it again stores duplicates. A message

@@ -54,6 +54,12 @@ pub struct RabbitConfig {
     pub resume_within: Duration,
     /// How long connecting (TCP and the AMQP handshake) may take.
     pub connect_timeout: Duration,
+    /// How many channels (publisher confirms on each) the bus's publishes
+    /// share, a batch to a channel, taken in turn (at least one). The
+    /// broker runs each channel as one process: on a single channel,
+    /// concurrent publishers queue behind each other's messages and
+    /// confirms.
+    pub publishing_channels: usize,
 }
 
 /// The dead-letter exchange and queue (see [`RabbitConfig::dead_letters`]).
@@ -82,6 +88,7 @@ impl std::fmt::Debug for RabbitConfig {
             .field("private_expiry", &self.private_expiry)
             .field("resume_within", &self.resume_within)
             .field("connect_timeout", &self.connect_timeout)
+            .field("publishing_channels", &self.publishing_channels)
             .finish()
     }
 }
@@ -90,7 +97,7 @@ impl RabbitConfig {
     /// The defaults for the broker at `uri`: exchange `plexus`, queues
     /// `plexus.*`, dead letters in `plexus.dead` (100,000 at most), 16 MiB
     /// messages, 1,000,000 messages per group queue, group queues kept
-    /// until deleted, 60 s for a lost connection.
+    /// until deleted, 60 s for a lost connection, 4 publishing channels.
     pub fn new(uri: AMQPUri) -> Self {
         RabbitConfig {
             uri,
@@ -107,6 +114,7 @@ impl RabbitConfig {
             private_expiry: Duration::from_secs(60),
             resume_within: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            publishing_channels: 4,
         }
     }
 

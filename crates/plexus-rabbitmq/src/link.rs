@@ -1,7 +1,7 @@
 //! [`Links`]: the bus's connection to the broker and its publishing
-//! channel, made again after the broker went away.
+//! channels, made again after the broker went away.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use lapin::options::{
@@ -14,15 +14,25 @@ use tokio::sync::Mutex;
 
 use crate::config::RabbitConfig;
 
-/// One connection and its publishing channel (publisher confirms on).
+/// One connection and its publishing channels (publisher confirms on).
 pub(crate) struct Link {
     pub(crate) connection: Connection,
-    pub(crate) publisher: Channel,
+    /// At least one.
+    publishers: Vec<Channel>,
+    /// The publishing channel to take next (modulo their number).
+    next: AtomicUsize,
 }
 
 impl Link {
     fn usable(&self) -> bool {
-        self.connection.status().connected() && self.publisher.status().connected()
+        self.connection.status().connected()
+            && self.publishers.iter().all(|c| c.status().connected())
+    }
+
+    /// A publishing channel, each in turn.
+    pub(crate) fn publisher(&self) -> &Channel {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.publishers[turn % self.publishers.len()]
     }
 }
 
@@ -92,7 +102,7 @@ impl Links {
     }
 }
 
-/// Connects, opens the publishing channel with publisher confirms, and
+/// Connects, opens the publishing channels with publisher confirms, and
 /// declares the exchange and the dead letters' exchange and queue.
 pub(crate) async fn connect(config: &RabbitConfig) -> Result<Link, String> {
     let connecting = Connection::connect_uri(
@@ -103,14 +113,19 @@ pub(crate) async fn connect(config: &RabbitConfig) -> Result<Link, String> {
         .await
         .map_err(|_| format!("connecting took over {:?}", config.connect_timeout))?
         .map_err(|e| format!("connecting failed: {e}"))?;
-    let publisher = connection
-        .create_channel()
-        .await
-        .map_err(|e| format!("opening a channel failed: {e}"))?;
-    publisher
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| format!("turning on publisher confirms failed: {e}"))?;
+    let mut publishers = Vec::with_capacity(config.publishing_channels.max(1));
+    for _ in 0..config.publishing_channels.max(1) {
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| format!("opening a channel failed: {e}"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| format!("turning on publisher confirms failed: {e}"))?;
+        publishers.push(channel);
+    }
+    let publisher = &publishers[0];
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..ExchangeDeclareOptions::default()
@@ -144,7 +159,7 @@ pub(crate) async fn connect(config: &RabbitConfig) -> Result<Link, String> {
             "x-max-length".into(),
             AMQPValue::LongLongInt(i64::try_from(dead.max_length).unwrap_or(i64::MAX)),
         );
-        declare_queue(&publisher, &dead.queue, arguments).await?;
+        declare_queue(publisher, &dead.queue, arguments).await?;
         publisher
             .queue_bind(
                 dead.queue.as_str().into(),
@@ -158,7 +173,8 @@ pub(crate) async fn connect(config: &RabbitConfig) -> Result<Link, String> {
     }
     Ok(Link {
         connection,
-        publisher,
+        publishers,
+        next: AtomicUsize::new(0),
     })
 }
 
