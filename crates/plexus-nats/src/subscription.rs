@@ -1,23 +1,29 @@
-//! A member of a consumer group: once its subscription is first read,
-//! pulls from the group's consumer continuously (batches of its
-//! `max_in_flight`) and hands a message out whenever it holds fewer than
-//! `max_in_flight` unanswered; what it pulled ahead waits in the client,
-//! leased, so a member holds at most twice `max_in_flight` of the group's
-//! messages. A subscription nobody ever reads pulls nothing, so it holds
-//! no message away from the other members.
+//! A member of a consumer group: a stream that, from its first read,
+//! pulls from the group's consumer (async-nats's pull stream, batches of
+//! its `max_in_flight`) and yields a message whenever it holds fewer than
+//! `max_in_flight` unanswered; what the server sent ahead waits in the
+//! client, leased, so a member holds at most twice `max_in_flight` of the
+//! group's messages. A subscription nobody ever reads pulls nothing, so it
+//! holds no message away from the other members. Pulling runs in the
+//! reader's task: no task or channel stands between the pull stream and
+//! the subscription.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
 use async_nats::Subject;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use plexus_core::bus::{
     Acker, BoxFuture, BusError, Delivery, StartFrom, SubscribeOptions, Subscription,
 };
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::{PollSemaphore, WaitForCancellationFutureOwned};
 
 use crate::binding;
 use crate::bus::Shared;
@@ -38,27 +44,21 @@ pub(crate) async fn subscribe(
 ) -> Result<Subscription, BusError> {
     let subject = subject(&shared.config.subject_prefix, topic)?;
     let consumer = consumer(&shared, topic, subject, &options).await?;
-    let (deliveries, mut received) = mpsc::channel(options.max_in_flight);
-    // Notified when the subscription is first read (and on later reads
-    // finding nothing, which changes nothing once it pulls).
-    let wanted = Arc::new(Notify::new());
-    let member = Member {
-        wanted: Arc::clone(&wanted),
+    let closed = Box::pin(shared.closed.clone().cancelled_owned());
+    let member = Arc::new(Member {
         shared,
         consumer,
         topic: Arc::from(topic),
-        room: Arc::new(Semaphore::new(options.max_in_flight)),
         max_in_flight: options.max_in_flight,
         ephemeral: options.group.is_none(),
-    };
-    tokio::spawn(member.run(deliveries));
-    Ok(Subscription::new(futures::stream::poll_fn(move |cx| {
-        let next = received.poll_recv(cx);
-        if next.is_pending() {
-            wanted.notify_one();
-        }
-        next
-    })))
+    });
+    Ok(Subscription::new(Pulling {
+        member,
+        room: PollSemaphore::new(Arc::new(Semaphore::new(options.max_in_flight))),
+        permit: None,
+        state: State::Idle,
+        closed,
+    }))
 }
 
 /// The group's durable consumer (made if missing; its ack wait set to
@@ -112,17 +112,122 @@ async fn consumer(
         .map_err(|e| shared.error(&doing(), e))
 }
 
+/// What a member needs to pull and to make deliveries.
 struct Member {
-    /// Notified when the subscription is read with nothing to hand out;
-    /// the member pulls from the first time on.
-    wanted: Arc<Notify>,
     shared: Arc<Shared>,
     consumer: PullConsumer,
     topic: Arc<str>,
-    /// One permit per delivery this member may still hold.
-    room: Arc<Semaphore>,
     max_in_flight: usize,
     ephemeral: bool,
+}
+
+/// Where a member's pulling stands.
+enum State {
+    /// Not pulling: never read yet, or a pause after an error ended.
+    Idle,
+    /// Starting a pull stream.
+    Opening(BoxFuture<'static, Result<pull::Stream, String>>),
+    /// Pulling.
+    Open(Box<pull::Stream>),
+    /// Pausing after an error, before pulling again.
+    Pausing(Pin<Box<tokio::time::Sleep>>),
+}
+
+/// A member's stream of deliveries (see the module).
+struct Pulling {
+    member: Arc<Member>,
+    /// One permit per delivery this member may still hold.
+    room: PollSemaphore,
+    /// Taken for the next delivery before pulling it.
+    permit: Option<OwnedSemaphorePermit>,
+    state: State,
+    /// Ready once the bus closed: the stream ends.
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Pulling {
+    /// Pauses [`RETRY`] before pulling again after `error` (the server
+    /// restarting, say).
+    fn pause(&mut self, error: &str) {
+        tracing::debug!(topic = %self.member.topic, %error, "pulling messages failed; pulling again");
+        self.state = State::Pausing(Box::pin(tokio::time::sleep(RETRY)));
+    }
+
+    /// The next delivery, pulling (again) as needed.
+    fn poll_pulled(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Delivery, BusError>>> {
+        loop {
+            match &mut self.state {
+                State::Idle => {
+                    let member = Arc::clone(&self.member);
+                    self.state = State::Opening(Box::pin(async move { member.pull().await }));
+                }
+                State::Opening(opening) => match ready!(opening.as_mut().poll(cx)) {
+                    Ok(stream) => self.state = State::Open(Box::new(stream)),
+                    Err(error) => self.pause(&error),
+                },
+                State::Pausing(pause) => {
+                    ready!(pause.as_mut().poll(cx));
+                    self.state = State::Idle;
+                }
+                State::Open(stream) => {
+                    let permit = match self.permit.take() {
+                        Some(permit) => permit,
+                        None => match ready!(self.room.poll_acquire(cx)) {
+                            Some(permit) => permit,
+                            None => return Poll::Ready(None),
+                        },
+                    };
+                    match stream.poll_next_unpin(cx) {
+                        Poll::Pending => {
+                            self.permit = Some(permit);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Some(Ok(message))) => {
+                            if let Some(delivery) = self.member.delivery(message, permit) {
+                                return Poll::Ready(Some(Ok(delivery)));
+                            }
+                        }
+                        Poll::Ready(Some(Err(error))) => self.pause(&error.to_string()),
+                        Poll::Ready(None) => self.pause("the pull stream ended"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Stream for Pulling {
+    type Item = Result<Delivery, BusError>;
+
+    /// Ends once the bus is closed (checked first; waited for only when
+    /// nothing else is ready).
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.member.shared.closed.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        match this.poll_pulled(cx) {
+            Poll::Pending if this.closed.as_mut().poll(cx).is_ready() => Poll::Ready(None),
+            polled => polled,
+        }
+    }
+}
+
+impl Drop for Pulling {
+    /// A subscription without a group takes its consumer with it.
+    fn drop(&mut self) {
+        let shared = &self.member.shared;
+        if self.member.ephemeral
+            && !shared.closed.is_cancelled()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let name = self.member.consumer.cached_info().name.clone();
+            let stream = shared.stream.clone();
+            runtime.spawn(async move {
+                let _ = stream.delete_consumer(&name).await;
+            });
+        }
+    }
 }
 
 impl Member {
@@ -132,67 +237,16 @@ impl Member {
         format!("{}-{sequence}", self.shared.config.stream)
     }
 
-    /// Pulls and hands out deliveries until the subscription is dropped
-    /// or the bus closed.
-    async fn run(self, deliveries: mpsc::Sender<Result<Delivery, BusError>>) {
-        let closed = self.shared.closed.clone();
-        let read = tokio::select! {
-            () = closed.cancelled() => false,
-            () = deliveries.closed() => false,
-            () = self.wanted.notified() => true,
-        };
-        while read && !closed.is_cancelled() {
-            let pulled = tokio::select! {
-                biased;
-                () = closed.cancelled() => break,
-                () = deliveries.closed() => break,
-                pulled = self.pull(&deliveries) => pulled,
-            };
-            if let Err(error) = pulled {
-                tracing::debug!(topic = %self.topic, %error, "pulling messages failed; pulling again");
-                tokio::select! {
-                    () = closed.cancelled() => break,
-                    () = deliveries.closed() => break,
-                    () = tokio::time::sleep(RETRY) => {}
-                }
-            }
-        }
-        if self.ephemeral && !closed.is_cancelled() {
-            let name = self.consumer.cached_info().name.clone();
-            let _ = self.shared.stream.delete_consumer(&name).await;
-        }
-    }
-
-    /// Pulls continuously (async-nats's pull stream, batches of
-    /// `max_in_flight`), handing out each message once a permit is free;
-    /// returns on an error of the stream.
-    async fn pull(
-        &self,
-        deliveries: &mpsc::Sender<Result<Delivery, BusError>>,
-    ) -> Result<(), String> {
-        let mut pulled = self
-            .consumer
+    /// A pull stream on the group's consumer: batches of
+    /// `max_in_flight`, each pull renewed after `pull_wait`.
+    async fn pull(&self) -> Result<pull::Stream, String> {
+        self.consumer
             .stream()
             .max_messages_per_batch(self.max_in_flight)
             .expires(self.shared.config.pull_wait)
             .messages()
             .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            let permit = Arc::clone(&self.room)
-                .acquire_owned()
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some(message) = pulled.next().await else {
-                return Err("the pull stream ended".to_owned());
-            };
-            let message = message.map_err(|e| e.to_string())?;
-            if let Some(delivery) = self.delivery(message, permit)
-                && deliveries.send(Ok(delivery)).await.is_err()
-            {
-                return Ok(());
-            }
-        }
+            .map_err(|e| e.to_string())
     }
 
     /// The delivery of `message`; `None` (the message terminated, the
