@@ -24,7 +24,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 8;
+pub(crate) const VERSION: i32 = 9;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -126,7 +126,7 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    v_xmin xid8;
     v_now timestamptz := clock_timestamp();
     v_until timestamptz := v_now + p_deadline_ms * interval '1 millisecond';
     v_mine bigint[];
@@ -170,6 +170,9 @@ BEGIN
     IF v_room > 0 THEN
         -- One member of a group takes new messages at a time.
         PERFORM pg_advisory_xact_lock(hashtext('{s}.groups'), (p_group % 2147483647)::integer);
+        -- Read after the lock: a transaction that committed while this
+        -- claim waited for it holds nothing back.
+        v_xmin := pg_snapshot_xmin(pg_current_snapshot());
         SELECT g.topic, g.cursor_xid, g.cursor_seq, g.touched
           INTO v_topic, v_cursor_xid, v_cursor_seq, v_touched
           FROM {s}.groups g WHERE g.id = p_group;
