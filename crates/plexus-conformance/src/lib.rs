@@ -52,11 +52,20 @@ pub use run::{STRESS_VAR, Scenario, run, stress_copies};
 /// the suite, each running [`run`] with `$setup`, an async fn (or closure
 /// returning a future) that makes the [`Backend`]; it is called once per
 /// copy in stress mode.
+///
+/// `conformance_tests!(setup; each = MACRO)` passes every test through
+/// `MACRO!(scenario, test item)`, a `macro_rules!` of the caller's that
+/// returns the item, with attributes added for the scenarios it names
+/// (say `#[ignore = "why"]` where the backend's server has a known fault).
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {
+        $crate::conformance_tests!($setup; each = $crate::__as_is);
+    };
+    ($setup:expr; each = $each:path) => {
         $crate::__conformance_tests!(
             $setup;
+            $each;
             publish_subscribe,
             concurrent_subscribe,
             resend_on_error,
@@ -83,17 +92,29 @@ macro_rules! conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($setup:expr; $($scenario:ident),* $(,)?) => {
+    ($setup:expr; $each:path; $($scenario:ident),* $(,)?) => {
         $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $scenario() {
-                let _outcome = $crate::run(
-                    ::std::stringify!($scenario),
-                    $setup,
-                    |backend| ::std::boxed::Box::pin($crate::scenarios::$scenario(backend)),
-                )
-                .await;
-            }
+            $each!(
+                $scenario,
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let _outcome = $crate::run(
+                        ::std::stringify!($scenario),
+                        $setup,
+                        |backend| ::std::boxed::Box::pin($crate::scenarios::$scenario(backend)),
+                    )
+                    .await;
+                }
+            );
         )*
+    };
+}
+
+/// The test item unchanged (`conformance_tests!` without `each`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __as_is {
+    ($scenario:ident, $($item:tt)*) => {
+        $($item)*
     };
 }
