@@ -53,7 +53,8 @@ pub async fn reconnect(backend: &Backend) -> Outcome {
         ));
     }
     let publisher = ctx.publisher().await;
-    let restarts = [COUNT / 3, COUNT / 2];
+    // At whole batches: a third of the way (rounded down) and half.
+    let restarts = [COUNT / 3 / BATCH * BATCH, COUNT / 2];
     let messages: Vec<Message> = (0..COUNT)
         .map(|n| numbered(ctx.scenario, n, None, None))
         .collect();

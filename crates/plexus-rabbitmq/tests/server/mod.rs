@@ -81,6 +81,7 @@ impl PrivateBroker {
     /// again on the same ports and data.
     pub async fn crash_and_restart(&self) -> Result<(), String> {
         self.kill();
+        self.until_closed().await?;
         self.spawn().await
     }
 
@@ -98,14 +99,57 @@ impl PrivateBroker {
                 .map_err(|e| format!("waiting for the node to stop: {e}"))?;
             waited.map_err(|e| format!("waiting for the node to stop: {e}"))?;
         }
+        self.until_closed().await?;
         self.spawn().await
     }
 
+    /// Kills the node's process group; says so on stderr, with the end
+    /// of its console, when the node had already stopped by itself.
     fn kill(&self) {
         if let Some(mut child) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!(
+                    "the RabbitMQ node on port {} had stopped by itself ({status}); its console ends:\n{}",
+                    self.port,
+                    self.console_tail()
+                );
+            }
             let _ = signal("-KILL", &format!("-{}", child.id()));
             let _ = child.wait();
         }
+    }
+
+    /// Waits until neither of the node's ports accepts connections. The
+    /// server script is the process this handle waits for, the Erlang VM
+    /// its child: the VM can still hold the ports a moment after the
+    /// script has gone, and a node started meanwhile would be taken as up
+    /// (or fail to bind them).
+    async fn until_closed(&self) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let amqp = TcpStream::connect(("127.0.0.1", self.port)).await.is_ok();
+            let dist = TcpStream::connect(("127.0.0.1", self.dist_port))
+                .await
+                .is_ok();
+            if !amqp && !dist {
+                return Ok(());
+            }
+            if started.elapsed() > STARTUP {
+                return Err(format!(
+                    "the stopped RabbitMQ node still holds port {} or {} after {STARTUP:?}",
+                    self.port, self.dist_port
+                ));
+            }
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last lines of the node's console log.
+    fn console_tail(&self) -> String {
+        let console =
+            fs::read_to_string(self.dir.path().join("log/console.log")).unwrap_or_default();
+        let lines: Vec<&str> = console.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     async fn spawn(&self) -> Result<(), String> {
@@ -138,21 +182,25 @@ impl PrivateBroker {
         *self.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            let exited = self
+                .child
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(format!(
+                    "the RabbitMQ node on port {} stopped while starting ({status}); its console ends:\n{}",
+                    self.port,
+                    self.console_tail()
+                ));
+            }
             if started.elapsed() > STARTUP {
-                let console = fs::read_to_string(dir.join("log/console.log")).unwrap_or_default();
-                let tail: String = console
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n");
                 return Err(format!(
                     "the RabbitMQ node did not accept connections on port {} within {STARTUP:?}; \
-                     its console ends:\n{tail}",
-                    self.port
+                     its console ends:\n{}",
+                    self.port,
+                    self.console_tail()
                 ));
             }
             sleep(Duration::from_millis(50)).await;
