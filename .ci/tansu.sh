@@ -25,10 +25,21 @@
 # minutes of tests the broker spent seconds on each request. Once the
 # broker has made its tables, `tansu_index_store` adds the index on
 # (topition, offset_id) that its lookup needs.
+#
+# Patched: tansu-broker 0.6.0's group coordinator keeps a member that
+# leaves a group while the group is forming as the group's leader; every
+# member that joins afterwards is told to follow it and waits for its
+# assignment for good (a consumer leaving as another joins: the
+# plexus-kafka scenarios continue_after_subscribe_close and
+# new_subscriber_receives_old_messages). `tansu_install` builds tansu from
+# its published sources with one change, made by `tansu_patch_broker`: a
+# forming group whose leader left has no leader, so the next member to
+# join leads it. The install folder's name says so, so that a machine
+# with an unpatched build of an earlier version of this script builds anew.
 
 TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
 TANSU_CACHE="${TANSU_CACHE:-$HOME/.cache/plexus}"
-TANSU_ROOT="${TANSU_ROOT:-$TANSU_CACHE/tansu-$TANSU_VERSION-sqlite}"
+TANSU_ROOT="${TANSU_ROOT:-$TANSU_CACHE/tansu-$TANSU_VERSION-sqlite-leader-fix}"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 TANSU_LOG="${TANSU_LOG:-$TANSU_CACHE/tansu-broker.log}"
 # The broker's SQLite store lives here (emptied when it starts).
@@ -39,16 +50,78 @@ TANSU_PORT="${TANSU_PORT:-9092}"
 TANSU_STARTUP="${TANSU_STARTUP:-30}"
 
 # Builds tansu with its SQLite engine (libsql; dynostore and postgres for
-# the other engines) unless its binary is there. Takes 10-15 minutes on
-# 2 cores the first time.
+# the other engines), patched (see Patched above), unless its binary is
+# there. Takes 10-15 minutes on 2 cores the first time.
 tansu_install() {
   if [[ -x "$TANSU_BIN" ]]; then
     return 0
   fi
+  local src="$TANSU_CACHE/tansu-src-$TANSU_VERSION" cache crates
   mkdir -p "$TANSU_CACHE"
-  echo "building tansu $TANSU_VERSION into $TANSU_ROOT (first time only)"
-  cargo install tansu --version "$TANSU_VERSION" --features dynostore,postgres,libsql --locked \
-    --root "$TANSU_ROOT" --target-dir "$TANSU_CACHE/tansu-target"
+  echo "building tansu $TANSU_VERSION (patched) into $TANSU_ROOT (first time only)"
+  # The published crates, by way of cargo's own download cache.
+  rm -rf "$src"
+  mkdir -p "$src/fetch/src"
+  cat >"$src/fetch/Cargo.toml" <<EOF
+[package]
+name = "plexus-tansu-fetch"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+tansu = { version = "=$TANSU_VERSION", default-features = false }
+tansu-broker = { version = "=$TANSU_VERSION", default-features = false }
+EOF
+  echo 'fn main() {}' >"$src/fetch/src/main.rs"
+  cargo fetch --quiet --manifest-path "$src/fetch/Cargo.toml" || return 1
+  cache="${CARGO_HOME:-$HOME/.cargo}/registry/cache"
+  crates="$(find "$cache" -name "tansu-broker-$TANSU_VERSION.crate" -printf '%h\n' | head -n 1)"
+  if [[ -z "$crates" || ! -f "$crates/tansu-$TANSU_VERSION.crate" ]]; then
+    echo "cargo fetch left no tansu-$TANSU_VERSION.crate and tansu-broker-$TANSU_VERSION.crate in $cache" >&2
+    return 1
+  fi
+  tar -xzf "$crates/tansu-$TANSU_VERSION.crate" -C "$src" || return 1
+  tar -xzf "$crates/tansu-broker-$TANSU_VERSION.crate" -C "$src" || return 1
+  tansu_patch_broker "$src/tansu-broker-$TANSU_VERSION" || return 1
+  printf '\n[patch.crates-io]\ntansu-broker = { path = "../tansu-broker-%s" }\n' "$TANSU_VERSION" \
+    >>"$src/tansu-$TANSU_VERSION/Cargo.toml"
+  # A build in the package (not `cargo install`), so that the versions
+  # in its Cargo.lock are the ones used: newer ones do not compile.
+  cargo build --release --manifest-path "$src/tansu-$TANSU_VERSION/Cargo.toml" \
+    --features dynostore,postgres,libsql --target-dir "$TANSU_CACHE/tansu-target" || return 1
+  install -D "$TANSU_CACHE/tansu-target/release/tansu" "$TANSU_BIN"
+}
+
+# Makes the group coordinator in the tansu-broker sources at $1 forget a
+# leader that left a forming group (see Patched above): in the `Group`
+# implementation of `Inner<O, Forming>`, `leave` clears `state.leader`
+# when the leader is no longer a member, before it answers.
+tansu_patch_broker() {
+  python3 - "$1/src/coordinator/group/administrator.rs" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+start = text.find("impl<O> Group for Inner<O, Forming>")
+end = text.find("impl<O> Group for Inner<O, Formed>")
+answer = "        let body = LeaveGroupResponse::default()"
+if start < 0 or end < start or text.count(answer, start, end) != 1:
+    sys.exit(f"patching tansu-broker: {path} is not laid out as 0.6.0's; update tansu_patch_broker for this version")
+at = text.index(answer, start, end)
+fix = """        // plexus: a leader that left a forming group leads it no more.
+        if self
+            .state
+            .leader
+            .as_ref()
+            .is_some_and(|leader| !self.members.contains_key(leader))
+        {
+            self.state.leader = None;
+        }
+
+"""
+with open(path, "w") as out:
+    out.write(text[:at] + fix + text[at:])
+PY
 }
 
 # Whether something accepts connections on the broker's address.
@@ -59,32 +132,33 @@ tansu_listening() {
 ensure_tansu() {
   tansu_install || return 1
   if tansu_listening; then
-    if tansu_answers; then
-      echo "a broker already listens on $TANSU_HOST:$TANSU_PORT"
-      # One started here earlier, perhaps by a version of this script
-      # without the index.
-      if [[ -f "$TANSU_DATA/tansu.db" ]]; then
-        tansu_index_store "$TANSU_DATA/tansu.db" || return 1
+    if pgrep -f "^$TANSU_BIN broker" >/dev/null; then
+      if tansu_answers; then
+        echo "tansu already listens on $TANSU_HOST:$TANSU_PORT"
+        # Started here earlier, perhaps by a version of this script
+        # without the index.
+        if [[ -f "$TANSU_DATA/tansu.db" ]]; then
+          tansu_index_store "$TANSU_DATA/tansu.db" || return 1
+        fi
+        return 0
       fi
+      # tansu 0.6.0 (SQLite engine) can lose its storage task for good
+      # (when a client goes before its answer) and then drops every
+      # connection that asks for metadata: restarted.
+      echo "the tansu on $TANSU_HOST:$TANSU_PORT no longer answers metadata requests; restarting it"
+      tansu_stop "^$TANSU_BIN broker" || return 1
+    elif pgrep -f "/tansu broker .*$TANSU_HOST:$TANSU_PORT" >/dev/null; then
+      # Another build (an unpatched one an earlier version of this script
+      # started): replaced by this one.
+      echo "a tansu other than $TANSU_BIN listens on $TANSU_HOST:$TANSU_PORT; replacing it"
+      tansu_stop "/tansu broker .*$TANSU_HOST:$TANSU_PORT" || return 1
+    elif tansu_answers; then
+      echo "a Kafka broker other than tansu listens on $TANSU_HOST:$TANSU_PORT; the tests use it"
       return 0
-    fi
-    # tansu 0.6.0 (SQLite engine) can lose its storage task for good (when
-    # a client goes before its answer) and then drops every connection
-    # that asks for metadata: a tansu of ours in that state is restarted.
-    if ! pkill -f "^$TANSU_BIN broker"; then
+    else
       echo "something listens on $TANSU_HOST:$TANSU_PORT but does not answer a Kafka metadata request" >&2
       return 1
     fi
-    echo "the tansu on $TANSU_HOST:$TANSU_PORT no longer answers metadata requests; restarting it"
-    local waited=0
-    while tansu_listening; do
-      if (( waited >= 100 )); then
-        echo "the old tansu still listens after 10s" >&2
-        return 1
-      fi
-      sleep 0.1
-      waited=$(( waited + 1 ))
-    done
   fi
   mkdir -p "$(dirname "$TANSU_LOG")"
   rm -rf "$TANSU_DATA"
@@ -109,6 +183,21 @@ ensure_tansu() {
   done
   tansu_index_store "$TANSU_DATA/tansu.db" || return 1
   echo "tansu accepts connections on $TANSU_HOST:$TANSU_PORT"
+}
+
+# Stops the processes whose command line matches $1 (pkill -f) and waits
+# until nothing listens on the broker's address.
+tansu_stop() {
+  pkill -f "$1" || return 1
+  local waited=0
+  while tansu_listening; do
+    if (( waited >= 100 )); then
+      echo "the old broker still listens on $TANSU_HOST:$TANSU_PORT after 10s" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$(( waited + 1 ))
+  done
 }
 
 # Whether the broker answers a Kafka Metadata request (v0, all topics),

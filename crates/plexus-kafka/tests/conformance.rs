@@ -1,10 +1,10 @@
 //! The Kafka bus against the conformance suite (`plexus-conformance`),
 //! on a real broker (`cargo test -p plexus-kafka`):
 //!
-//! - `machine`: every scenario against the machine's broker (two
-//!   ignored for a fault of tansu's group coordinator, see there)
+//! - `machine`: every scenario against the machine's broker
 //!   (`PLEXUS_TEST_KAFKA`, default `127.0.0.1:9092`, a tansu started by
-//!   `.ci/tansu.sh`, with its SQLite store indexed); each handle is a
+//!   `.ci/tansu.sh`: patched, with its SQLite store indexed, see there);
+//!   each handle is a
 //!   connection of its own. Skips with
 //!   one line when the broker is unreachable, fails then with `CI=true`.
 //! - `interop`: `cloudevents_interop` with Python's confluent-kafka
@@ -69,30 +69,12 @@ mod machine {
             .unwrap_or_else(|reason| Backend::unavailable(name, format!("{reason}; {START_HINT}")))
     }
 
-    // tansu 0.6.0's group coordinator (tansu-broker
-    // src/coordinator/group/administrator.rs, `Inner<O, Forming>::leave`)
-    // removes a member that leaves while its group is forming but keeps
-    // it as the group's leader; every member then joins as a follower of
-    // a leader that is gone, its SyncGroup answered RebalanceInProgress
-    // for good, and the group gets no partitions. The two scenarios
-    // ignored here make a member leave while another joins; both pass
-    // alone and fail now and then under two test threads (both passed 3
-    // of 3 runs against a tansu with that leader cleared).
-    macro_rules! on_tansu {
-        (continue_after_subscribe_close, $($test:tt)*) => {
-            #[ignore = "tansu 0.6.0 keeps a member that leaves a forming group as its leader, so the group never forms again (see the comment above); flaky here (2 failures in ~10 runs); run with --ignored"]
-            $($test)*
-        };
-        (new_subscriber_receives_old_messages, $($test:tt)*) => {
-            #[ignore = "tansu 0.6.0 keeps a member that leaves a forming group as its leader, so the group never forms again (see the comment above); flaky here (1 failure in ~10 runs); run with --ignored"]
-            $($test)*
-        };
-        ($scenario:ident, $($test:tt)*) => {
-            $($test)*
-        };
-    }
-
-    plexus_conformance::conformance_tests!(kafka_bus; each = on_tansu);
+    // Against tansu 0.6.0 as published, `continue_after_subscribe_close`
+    // and `new_subscriber_receives_old_messages` fail now and then: its
+    // group coordinator keeps a member that leaves a forming group as the
+    // group's leader, so a member joining as another leaves waits for an
+    // assignment for good. `.ci/tansu.sh` builds tansu with that fixed.
+    plexus_conformance::conformance_tests!(kafka_bus);
 }
 
 mod interop {

@@ -24,7 +24,7 @@ pub struct PrivateTansu {
 
 impl PrivateTansu {
     /// Starts a broker; the error says why not (no tansu binary:
-    /// `PLEXUS_TANSU`, `~/.cache/plexus/tansu-0.6.0-sqlite/bin/tansu` or one on
+    /// `PLEXUS_TANSU`, `~/.cache/plexus/tansu-0.6.0-sqlite-leader-fix/bin/tansu` or one on
     /// the PATH; or a tansu without the SQLite engine).
     pub async fn start() -> Result<Self, String> {
         let binary = binary().ok_or(
@@ -166,7 +166,8 @@ fn binary() -> Option<PathBuf> {
         return Some(PathBuf::from(path));
     }
     if let Some(home) = std::env::var_os("HOME") {
-        let cached = PathBuf::from(home).join(".cache/plexus/tansu-0.6.0-sqlite/bin/tansu");
+        let cached =
+            PathBuf::from(home).join(".cache/plexus/tansu-0.6.0-sqlite-leader-fix/bin/tansu");
         if cached.exists() {
             return Some(cached);
         }
