@@ -129,7 +129,7 @@ impl Member {
             Some(first)
         };
         if self.private
-            && let Some(channel) = last
+            && let Some(channel) = &last
             && channel.status().connected()
         {
             let deleting = channel.queue_delete(self.queue.as_str().into(), Default::default());
@@ -141,6 +141,21 @@ impl Member {
                 Err(_) => {
                     tracing::debug!(queue = %self.queue, "deleting a private queue timed out; it expires on its own");
                 }
+            }
+        }
+        // When the bus closes, the channel is closed here, before the bus
+        // closes the connection: dropped, lapin would close it in the
+        // background, find it closing already (the connection's close marks
+        // every channel so) and drop the connection as broken, unfinished.
+        // A subscription dropped on an open bus leaves its channel to its
+        // last handle, so that deliveries handed out can still be acked.
+        if closed.is_cancelled()
+            && let Some(channel) = last
+            && channel.status().connected()
+        {
+            let closing = channel.close(200, "plexus: subscription ended".into());
+            if !matches!(tokio::time::timeout(CANCEL_WAIT, closing).await, Ok(Ok(()))) {
+                tracing::debug!(queue = %self.queue, "closing a consumer's channel failed or timed out");
             }
         }
     }
