@@ -9,10 +9,15 @@
 //!   mode both ways) against the machine's broker.
 //! - `restarted`: `reconnect` and `durable_across_restart` against a
 //!   RabbitMQ node this test starts on free ports with a data directory of
-//!   its own, so that restarting it disturbs no other test. `reconnect`
-//!   kills it (SIGKILL) mid-stream; `durable_across_restart` stops it
-//!   (SIGTERM, a clean shutdown) and also kills a child process (this
-//!   binary running the ignored `crash_child`) mid-stream.
+//!   its own, so that restarting it disturbs no other test. Both restart
+//!   it as its service does (SIGTERM, a clean shutdown, then the same
+//!   command), `reconnect` twice mid-stream; `durable_across_restart` also
+//!   kills a child process (this binary running the ignored
+//!   `crash_child`) mid-stream. Not with SIGKILL: RabbitMQ 3.10 sometimes
+//!   recovers a killed node's quorum queues without a leader, for good
+//!   (seen 1 run in 3 here: its log says "leader call - leader not known"
+//!   for minutes, publishes are refused and `basic.consume` times out),
+//!   which no client can get past.
 
 mod server;
 
@@ -173,7 +178,7 @@ mod restarted {
         backend
             .restart_broker(move || {
                 let broker = Arc::clone(&for_restart);
-                async move { own_node(broker.crash_and_restart().await) }
+                async move { own_node(broker.stop_and_restart().await) }
             })
             .reopen(move || {
                 let broker = Arc::clone(&for_reopen);

@@ -1,8 +1,9 @@
 //! A RabbitMQ node that a test starts on free loopback ports with a data
 //! directory of its own (no plugins), and restarts from the same data:
-//! killed (SIGKILL to its process group, a crash) or stopped (SIGTERM to
-//! the Erlang VM, which shuts the broker down cleanly), then the same
-//! command again. The machine's own broker is never touched.
+//! stopped (SIGTERM to the Erlang VM, which shuts the broker down
+//! cleanly), then the same command again. Killed (SIGKILL to its process
+//! group) when the test is done with it. The machine's own broker is
+//! never touched.
 
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -75,14 +76,6 @@ impl PrivateBroker {
 
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
-    }
-
-    /// Kills the node (SIGKILL to its whole process group) and starts it
-    /// again on the same ports and data.
-    pub async fn crash_and_restart(&self) -> Result<(), String> {
-        self.kill();
-        self.until_closed().await?;
-        self.spawn().await
     }
 
     /// Stops the node (SIGTERM to the Erlang VM, waiting for it to exit)
@@ -212,6 +205,26 @@ impl PrivateBroker {
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.kill();
+        // A failing test keeps the node's data and logs, and shows the
+        // errors its log holds.
+        if std::thread::panicking() {
+            self.dir.disable_cleanup(true);
+            let log = self
+                .dir
+                .path()
+                .join(format!("log/plexus-test-{}@localhost.log", self.port));
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            let errors: Vec<&str> = text
+                .lines()
+                .filter(|line| line.contains("[error]") || line.contains("[warning]"))
+                .collect();
+            eprintln!(
+                "the RabbitMQ node's data and logs are kept in {}; the last errors and warnings of {}:\n{}",
+                self.dir.path().display(),
+                log.display(),
+                errors[errors.len().saturating_sub(20)..].join("\n")
+            );
+        }
     }
 }
 
