@@ -113,10 +113,9 @@ impl PrivateBroker {
     }
 
     /// Waits until neither of the node's ports accepts connections. The
-    /// server script is the process this handle waits for, the Erlang VM
-    /// its child: the VM can still hold the ports a moment after the
-    /// script has gone, and a node started meanwhile would be taken as up
-    /// (or fail to bind them).
+    /// process this handle waits for is the server script, not the Erlang
+    /// VM that holds the ports (its child): a node started while an old VM
+    /// still listened was taken as up at once, and could fail to bind.
     async fn until_closed(&self) -> Result<(), String> {
         let started = Instant::now();
         loop {
