@@ -58,6 +58,9 @@ impl Session {
             return Ok(false);
         }
         tokio::select! {
+            // An answer that went out counts, even if the session ended
+            // at the same moment.
+            biased;
             answered = answer => answered,
             () = self.ended.cancelled() => Ok(false),
             () = tokio::time::sleep(ANSWER_TIMEOUT) => Ok(false),
@@ -133,7 +136,8 @@ impl RabbitAcker {
         self.shared.error(
             "answering a delivery",
             "its channel is closed (the connection was lost or the subscription ended); the \
-             message will be delivered again",
+             message will be delivered again unless the broker took the answer as the channel \
+             closed",
         )
     }
 

@@ -1,7 +1,7 @@
 //! [`Tally`]: which numbered messages a group was handed and acknowledged,
 //! and [`consume`], the loop of a subscription member.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use futures::StreamExt;
@@ -12,6 +12,10 @@ use plexus_core::bus::{Delivery, Subscription};
 pub(crate) struct Tally {
     pub(crate) delivered: BTreeMap<usize, u32>,
     pub(crate) acked: BTreeMap<usize, u32>,
+    /// Messages whose ack returned an error: its outcome is unknown where
+    /// the broker does not confirm acks (AMQP's `basic.ack` has no reply),
+    /// so the message may have been taken or may come again.
+    pub(crate) unconfirmed: BTreeSet<usize>,
 }
 
 impl Tally {
@@ -23,9 +27,21 @@ impl Tally {
         *self.acked.entry(n).or_default() += 1;
     }
 
+    /// An ack of message `n` failed.
+    pub(crate) fn ack_failed(&mut self, n: usize) {
+        self.unconfirmed.insert(n);
+    }
+
     /// Whether messages `0..count` were all acknowledged.
     pub(crate) fn all_acked(&self, count: usize) -> bool {
         self.acked.len() >= count && (0..count).all(|n| self.acked.contains_key(&n))
+    }
+
+    /// Whether messages `0..count` were all delivered and each either
+    /// acknowledged or answered by an ack that failed (taken or not,
+    /// nobody can tell).
+    pub(crate) fn all_settled(&self, count: usize) -> bool {
+        (0..count).all(|n| self.acked.contains_key(&n) || self.unconfirmed.contains(&n))
     }
 
     /// A summary: how many of `count` arrived, which are missing, which
@@ -38,8 +54,17 @@ impl Tally {
             .filter(|(_, times)| **times > 1)
             .map(|(n, times)| (*n, *times))
             .collect();
+        let unconfirmed = if self.unconfirmed.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} of them answered by an ack that failed: {:?})",
+                self.unconfirmed.len(),
+                self.unconfirmed.iter().take(10).collect::<Vec<_>>()
+            )
+        };
         format!(
-            "{} of {count} acknowledged, {} delivered; {} missing (first: {:?}); delivered more than once (number, times; first): {:?}",
+            "{} of {count} acknowledged, {} delivered; {} missing{unconfirmed} (first: {:?}); delivered more than once (number, times; first): {:?}",
             self.acked.len(),
             self.delivered.len(),
             missing.len(),

@@ -69,8 +69,10 @@ impl Delivery {
     }
 
     /// Acknowledges: the message is done for this group. Errors when the
-    /// backend could not record it (the message will then be delivered
-    /// again).
+    /// backend could not confirm that it recorded it: the message may be
+    /// delivered again (where the broker does not confirm acks, as with
+    /// AMQP, an ack that failed as the connection went may also have been
+    /// taken).
     pub async fn ack(self) -> Result<(), BusError> {
         self.acker.ack().await
     }
