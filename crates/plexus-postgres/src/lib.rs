@@ -29,9 +29,11 @@
 //!   moved on. The price: a transaction left open anywhere on the server
 //!   holds back newer messages until it ends.
 //! - **Wake-ups.** After a publish commits, the bus sends
-//!   `pg_notify('<schema>', '<topic>')`; subscribers LISTEN and claim at
-//!   once. Without a notification (a lost one, a server restart, a client
-//!   that does not notify) they look again every
+//!   `pg_notify('<schema>', '<topic>')` (and wakes its own subscribers of
+//!   the topic at once); subscribers LISTEN, and one idle member of each
+//!   group claims, handing on to another when its claim fills its room.
+//!   Without a notification (a lost one, a server restart, a client that
+//!   does not notify) they look again every
 //!   [`PostgresConfig::poll_interval`].
 //! - **Time** is stored as `timestamptz`: microseconds (a message's
 //!   nanoseconds are rounded).

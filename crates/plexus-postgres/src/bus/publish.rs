@@ -1,6 +1,6 @@
 //! Publishing: a batch is one multi-row INSERT (one array per column), so
 //! it commits whole or not at all; the topic's subscribers are woken after
-//! the commit.
+//! the commit (this bus's own at once, the others by a notification).
 
 use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
@@ -84,6 +84,9 @@ pub(crate) async fn publish(
                 "publisher",
             )
         })?;
+    // This bus's own members of the topic are woken at once; the others
+    // (other buses, other processes) by the notification.
+    shared.wakes.wake(topic);
     shared.notifier.published(topic);
     Ok(())
 }

@@ -64,7 +64,7 @@ pub(crate) async fn open(
             .insert(group_id);
     }
     let topic: Arc<str> = topic.into();
-    let waker = shared.wakes.register(&topic);
+    let waker = shared.wakes.register(&topic, group_id);
     let member = Member {
         shared,
         topic,
@@ -76,6 +76,7 @@ pub(crate) async fn open(
         leases: VecDeque::new(),
         buffer: VecDeque::new(),
         held_back: 0,
+        idle_until: None,
     };
     Ok(Subscription::new(stream::unfold(
         Some(member),
@@ -96,6 +97,10 @@ struct Slots {
     held: AtomicUsize,
     /// Woken when a slot is freed.
     freed: Notify,
+    /// Set when an answer may have made a message claimable (a nack, a
+    /// drop, the ack of a message with a key, which releases the next of
+    /// its key): a member that found nothing to claim claims again.
+    recheck: AtomicBool,
 }
 
 /// One delivery's place among the member's unanswered ones: freed by its
@@ -106,8 +111,13 @@ struct Slot {
 }
 
 impl Slot {
-    fn free(&self, slots: &Slots) {
+    /// Frees the slot; `recheck` when the answer may have made a message
+    /// claimable (see [`Slots::recheck`]).
+    fn free(&self, slots: &Slots, recheck: bool) {
         if !self.freed.swap(true, Ordering::AcqRel) {
+            if recheck {
+                slots.recheck.store(true, Ordering::Release);
+            }
             slots.held.fetch_sub(1, Ordering::AcqRel);
             slots.freed.notify_waiters();
         }
@@ -117,8 +127,12 @@ impl Slot {
 /// What a claim brought.
 enum Claimed {
     /// Deliveries; empty when every row leased was not a valid message
-    /// (those are parked).
-    Some(Vec<Delivery>),
+    /// (those are parked). `full`: as many as the claim asked for (more
+    /// may wait).
+    Some {
+        deliveries: Vec<Delivery>,
+        full: bool,
+    },
     /// Nothing; claim again no later than this.
     Nothing { again: Option<Duration> },
 }
@@ -140,6 +154,11 @@ struct Member {
     buffer: VecDeque<Delivery>,
     /// Claims in a row that found messages held back.
     held_back: u32,
+    /// Set when the last claim took all there was: the member claims
+    /// again on a wake-up, an answer that may have made a message
+    /// claimable, or at this moment (a falling-due message, a held-back
+    /// retry, the poll interval), not whenever a slot is freed.
+    idle_until: Option<Instant>,
 }
 
 impl Drop for Member {
@@ -193,32 +212,39 @@ impl Member {
                 }
                 continue;
             }
-            // Registered before the claim, so a wake-up during it counts.
+            let recheck = self.slots.recheck.swap(false, Ordering::AcqRel);
+            if recheck || self.idle_until.is_none_or(|at| at <= Instant::now()) {
+                let closed = self.shared.closed.clone();
+                let claimed = tokio::select! {
+                    claimed = self.claim(max - held) => claimed,
+                    () = closed.cancelled() => return None,
+                };
+                let poll = self.shared.config.poll_interval;
+                match claimed {
+                    Ok(Claimed::Some { deliveries, full }) => {
+                        self.buffer.extend(deliveries);
+                        self.idle_until = (!full).then(|| Instant::now() + poll);
+                        continue;
+                    }
+                    Ok(Claimed::Nothing { again }) => {
+                        let wait = again.map_or(poll, |again| again.min(poll));
+                        self.idle_until = Some(Instant::now() + wait);
+                    }
+                    Err(_) if self.shared.closed.is_cancelled() => return None,
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+            // Waits for a wake-up only while idle, so that one goes to a
+            // member free to claim at once. None is lost meanwhile: one
+            // sent while no member waits is kept for the next to wait.
             let notify = Arc::clone(&self.waker.notify);
             let woken = notify.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let closed = self.shared.closed.clone();
-            let claimed = tokio::select! {
-                claimed = self.claim(max - held) => claimed,
-                () = closed.cancelled() => return None,
-            };
-            let again = match claimed {
-                Ok(Claimed::Some(deliveries)) => {
-                    self.buffer.extend(deliveries);
-                    continue;
-                }
-                Ok(Claimed::Nothing { again }) => again,
-                Err(_) if self.shared.closed.is_cancelled() => return None,
-                Err(error) => return Some(Err(error)),
-            };
-            let poll = self.shared.config.poll_interval;
-            let wait = again.map_or(poll, |again| again.min(poll));
             let deadline = self.leases.front().map(|(at, _)| *at);
             tokio::select! {
-                () = &mut woken => {}
+                () = woken => self.idle_until = None,
+                // An answer: claims again if it set `recheck`.
                 () = &mut freed => {}
-                () = tokio::time::sleep(wait) => {}
+                () = sleep_until(self.idle_until) => {}
                 () = sleep_until(deadline) => {}
                 () = self.shared.closed.cancelled() => return None,
             }
@@ -298,6 +324,11 @@ impl Member {
             return Ok(Claimed::Nothing { again });
         }
         self.held_back = 0;
+        let full = rows.len() >= usize::try_from(max).unwrap_or(usize::MAX);
+        if full {
+            // More may wait: another member takes them meanwhile.
+            self.waker.pass_on();
+        }
         let deadline = Instant::now() + self.options.ack_deadline;
         let mut deliveries = Vec::with_capacity(rows.len());
         for claimed in &rows {
@@ -318,6 +349,7 @@ impl Member {
                 attempt: i32::try_from(attempt).unwrap_or(i32::MAX),
                 slot,
                 slots: Arc::clone(&self.slots),
+                keyed: message.key().is_some(),
                 answered: false,
             };
             deliveries.push(Delivery::new(
@@ -327,7 +359,7 @@ impl Member {
                 Box::new(acker),
             ));
         }
-        Ok(Claimed::Some(deliveries))
+        Ok(Claimed::Some { deliveries, full })
     }
 
     /// Sets a stored row that is not a valid message aside (it stays
@@ -360,7 +392,8 @@ impl Member {
             if *at > now {
                 break;
             }
-            slot.free(&self.slots);
+            // Its message falls due again.
+            slot.free(&self.slots, true);
             self.leases.pop_front();
         }
         if self.leases.len() > 2 * self.options.max_in_flight {
@@ -394,6 +427,8 @@ struct PostgresAcker {
     attempt: i32,
     slot: Arc<Slot>,
     slots: Arc<Slots>,
+    /// The message has a partition key (its ack releases the next).
+    keyed: bool,
     answered: bool,
 }
 
@@ -411,7 +446,7 @@ impl PostgresAcker {
         self.answered = true;
         let shared = Arc::clone(&self.shared);
         if shared.closed.is_cancelled() {
-            self.slot.free(&self.slots);
+            self.slot.free(&self.slots, false);
             return Err(shared.closed_error("subscriber"));
         }
         let (answer, answered) = self.answer_of(nack);
@@ -423,7 +458,7 @@ impl PostgresAcker {
         };
         // Freed once the answer is recorded, so that the member's next
         // claim sees it (the next message of the key, a nack's due time).
-        self.slot.free(&self.slots);
+        self.slot.free(&self.slots, nack.is_some() || self.keyed);
         outcome
     }
 }
@@ -443,7 +478,7 @@ impl Drop for PostgresAcker {
         if self.answered {
             return;
         }
-        self.slot.free(&self.slots);
+        self.slot.free(&self.slots, true);
         if !self.shared.closed.is_cancelled() {
             // If the queue is full the message waits for its ack deadline.
             let _ = self.shared.answers.try_send(Answer::new(

@@ -16,8 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// How long the listener waits before connecting again after a failure.
 const RETRY: Duration = Duration::from_millis(200);
 
-/// Per topic: what its members wait on, and how many they are.
-type Topics = HashMap<Arc<str>, (Arc<Notify>, usize)>;
+/// Per topic, per consumer group: what the group's members wait on, and
+/// how many they are.
+type Topics = HashMap<Arc<str>, HashMap<i64, (Arc<Notify>, usize)>>;
 
 /// The members waiting for news of each topic.
 #[derive(Debug, Default)]
@@ -30,15 +31,32 @@ pub(crate) struct Wakes {
 pub(crate) struct Waker {
     wakes: Arc<Wakes>,
     topic: Arc<str>,
+    group: i64,
     pub(crate) notify: Arc<Notify>,
+}
+
+impl Waker {
+    /// Passes a wake-up on to another member of the group (one whose
+    /// claim filled its room leaves the rest to the next).
+    pub(crate) fn pass_on(&self) {
+        self.notify.notify_one();
+    }
 }
 
 impl Drop for Waker {
     fn drop(&mut self) {
         let mut topics = self.wakes.lock();
-        if let Some((_, members)) = topics.get_mut(&self.topic) {
-            *members -= 1;
-            if *members == 0 {
+        if let Some(groups) = topics.get_mut(&self.topic) {
+            if let Some((notify, members)) = groups.get_mut(&self.group) {
+                *members -= 1;
+                if *members == 0 {
+                    groups.remove(&self.group);
+                } else {
+                    // A wake-up this member held goes to another.
+                    notify.notify_one();
+                }
+            }
+            if groups.is_empty() {
                 topics.remove(&self.topic);
             }
         }
@@ -50,31 +68,43 @@ impl Wakes {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a member of `topic`.
-    pub(crate) fn register(self: &Arc<Self>, topic: &Arc<str>) -> Waker {
+    /// Registers a member of `group` on `topic`.
+    pub(crate) fn register(self: &Arc<Self>, topic: &Arc<str>, group: i64) -> Waker {
         let mut topics = self.lock();
         let entry = topics
             .entry(Arc::clone(topic))
+            .or_default()
+            .entry(group)
             .or_insert_with(|| (Arc::new(Notify::new()), 0));
         entry.1 += 1;
         Waker {
             wakes: Arc::clone(self),
             topic: Arc::clone(topic),
+            group,
             notify: Arc::clone(&entry.0),
         }
     }
 
-    /// Wakes the members of `topic` that wait.
+    /// Wakes one member of each group of `topic`: one claim takes what
+    /// the notification announced (the member passes the wake-up on when
+    /// its room is full), instead of every member queueing on the
+    /// group's lock for it. With no member waiting, the next to wait
+    /// claims at once.
     pub(crate) fn wake(&self, topic: &str) {
-        if let Some((notify, _)) = self.lock().get(topic) {
-            notify.notify_waiters();
+        if let Some(groups) = self.lock().get(topic) {
+            for (notify, _) in groups.values() {
+                notify.notify_one();
+            }
         }
     }
 
     /// Wakes every waiting member (notifications may have been lost).
     pub(crate) fn wake_all(&self) {
-        for (notify, _) in self.lock().values() {
-            notify.notify_waiters();
+        for groups in self.lock().values() {
+            for (notify, _) in groups.values() {
+                notify.notify_waiters();
+                notify.notify_one();
+            }
         }
     }
 }
