@@ -27,7 +27,8 @@ pub struct PostgresConfig {
     /// missing): letters, digits and `_`, starting with a letter or `_`.
     pub schema: String,
     /// The most connections the bus holds open for publishing, claiming
-    /// and answering (its listener connection for wake-ups comes on top).
+    /// and answering (two more come on top: one listening for wake-ups,
+    /// one sending them).
     pub max_connections: u32,
     /// How long opening a connection, or waiting for a free one, may take.
     pub connect_timeout: Duration,

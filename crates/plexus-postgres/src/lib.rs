@@ -30,7 +30,8 @@
 //!   holds back newer messages until it ends.
 //! - **Wake-ups.** After a publish commits, the bus sends
 //!   `pg_notify('<schema>', '<topic>')` (and wakes its own subscribers of
-//!   the topic at once); subscribers LISTEN, and one idle member of each
+//!   the topic at once, so its listener passes over the notifications it
+//!   sent itself); subscribers LISTEN, and one idle member of each
 //!   group claims, handing on to another when its claim fills its room.
 //!   Without a notification (a lost one, a server restart, a client that
 //!   does not notify) they look again every

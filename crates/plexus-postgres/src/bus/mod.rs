@@ -11,7 +11,7 @@ mod wake;
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) answers: mpsc::Sender<Answer>,
     pub(crate) wakes: Arc<Wakes>,
     pub(crate) notifier: Arc<Notifier>,
+    /// The server process of the bus's notification sender (0: none).
+    pub(crate) sender: Arc<AtomicU32>,
     /// Cancelled when the bus closes.
     pub(crate) closed: CancellationToken,
     /// Private groups of live subscriptions, removed when the bus closes.
@@ -104,6 +106,7 @@ impl Shared {
             self.pool.clone(),
             self.config.schema.clone(),
             Arc::clone(&self.wakes),
+            Arc::clone(&self.sender),
             self.tasks.clone(),
         ));
     }
@@ -194,11 +197,13 @@ impl PostgresBus {
             tasks.clone(),
         ));
         let notifier = Arc::new(Notifier::default());
+        let sender = Arc::new(AtomicU32::new(0));
         tokio::spawn(wake::notify(
             pool.clone(),
             config.schema.clone(),
             Arc::clone(&notifier),
             sql.notify,
+            Arc::clone(&sender),
             tasks.clone(),
         ));
         tokio::spawn(setup::prune(
@@ -217,6 +222,7 @@ impl PostgresBus {
                 answers,
                 wakes: Arc::new(Wakes::default()),
                 notifier,
+                sender,
                 closed: CancellationToken::new(),
                 private_groups: Mutex::new(HashSet::new()),
                 claims: Arc::new(tokio::sync::RwLock::new(())),

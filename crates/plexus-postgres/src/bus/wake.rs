@@ -8,8 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::{PgConnection, PgListener};
+use sqlx::{Connection, PgPool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -110,11 +112,13 @@ impl Wakes {
 }
 
 /// Listens on `channel` until `cancel`, waking the members of each topic
-/// notified, and all of them after (re)connecting.
+/// notified (except by the bus's own sender, see [`notify`]), and all of
+/// them after (re)connecting.
 pub(crate) async fn listen(
     pool: PgPool,
     channel: String,
     wakes: Arc<Wakes>,
+    sender: Arc<AtomicU32>,
     cancel: CancellationToken,
 ) {
     let mut listener: Option<PgListener> = None;
@@ -143,7 +147,11 @@ pub(crate) async fn listen(
             () = cancel.cancelled() => return,
         };
         match received {
-            Ok(Some(notification)) => wakes.wake(notification.payload()),
+            Ok(Some(notification)) => {
+                if notification.process_id() != sender.load(Ordering::Acquire) {
+                    wakes.wake(notification.payload());
+                }
+            }
             // The connection was lost; the next try_recv reconnects.
             Ok(None) => wakes.wake_all(),
             // The bus closing (its pool first) is no lost connection.
@@ -199,31 +207,70 @@ impl Notifier {
     }
 }
 
-/// Sends the notifications of `notifier` on `channel` until `cancel`,
-/// through `pool`, in transactions that do not wait for their commit to
-/// reach disk (a notification needs no durability).
+/// Sends the notifications of `notifier` on `channel` until `cancel`, on
+/// a connection of its own (made like the pool's, again after a failure),
+/// in transactions that do not wait for their commit to reach disk (a
+/// notification needs no durability). The connection's server process is
+/// kept in `sender`, so that the bus's listener can pass over the
+/// notifications it sent itself: the bus woke its own members when it
+/// published.
 pub(crate) async fn notify(
     pool: PgPool,
     channel: String,
     notifier: Arc<Notifier>,
     notify_sql: &'static str,
+    sender: Arc<AtomicU32>,
     cancel: CancellationToken,
 ) {
+    let mut connection: Option<PgConnection> = None;
     loop {
         tokio::select! {
             () = notifier.news.notified() => {}
-            () = cancel.cancelled() => return,
+            () = cancel.cancelled() => break,
         }
         let topics = notifier.take();
         if topics.is_empty() {
             continue;
         }
         let sent = tokio::select! {
-            sent = sqlx::query(notify_sql).bind(&channel).bind(&topics).execute(&pool) => sent,
-            () = cancel.cancelled() => return,
+            sent = send(&pool, &mut connection, &sender, notify_sql, &channel, &topics) => sent,
+            () = cancel.cancelled() => break,
         };
         if let Err(error) = sent {
+            sender.store(0, Ordering::Release);
+            connection = None;
             tracing::warn!(%error, "sending plexus wake-ups failed; members poll meanwhile");
         }
     }
+    if let Some(connection) = connection {
+        // Closed, not dropped: the server sees a goodbye, not a lost client.
+        let _ = tokio::time::timeout(RETRY, connection.close()).await;
+    }
+}
+
+async fn send(
+    pool: &PgPool,
+    connection: &mut Option<PgConnection>,
+    sender: &AtomicU32,
+    notify_sql: &str,
+    channel: &str,
+    topics: &[String],
+) -> Result<(), sqlx::Error> {
+    let connected = match connection {
+        Some(connected) => connected,
+        None => {
+            let mut connected = PgConnection::connect_with(&pool.connect_options()).await?;
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut connected)
+                .await?;
+            sender.store(u32::try_from(pid).unwrap_or(0), Ordering::Release);
+            connection.insert(connected)
+        }
+    };
+    sqlx::query(notify_sql)
+        .bind(channel)
+        .bind(topics)
+        .execute(connected)
+        .await?;
+    Ok(())
 }
