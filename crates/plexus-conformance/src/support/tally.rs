@@ -41,7 +41,10 @@ impl Tally {
     /// acknowledged or answered by an ack that failed (taken or not,
     /// nobody can tell).
     pub(crate) fn all_settled(&self, count: usize) -> bool {
-        (0..count).all(|n| self.acked.contains_key(&n) || self.unconfirmed.contains(&n))
+        // Checked on every delivery: the count first, the numbers only
+        // when there can be enough.
+        self.acked.len() + self.unconfirmed.len() >= count
+            && (0..count).all(|n| self.acked.contains_key(&n) || self.unconfirmed.contains(&n))
     }
 
     /// A summary: how many of `count` arrived, which are missing, which
