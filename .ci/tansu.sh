@@ -44,6 +44,8 @@ TANSU_BIN="$TANSU_ROOT/bin/tansu"
 TANSU_LOG="${TANSU_LOG:-$TANSU_CACHE/tansu-broker.log}"
 # The broker's SQLite store lives here (emptied when it starts).
 TANSU_DATA="${TANSU_DATA:-$TANSU_CACHE/tansu-data}"
+# A running broker whose store grew past this is restarted on an empty one.
+TANSU_MAX_STORE_MB="${TANSU_MAX_STORE_MB:-256}"
 TANSU_HOST="${TANSU_HOST:-127.0.0.1}"
 TANSU_PORT="${TANSU_PORT:-9092}"
 # How long the broker may take to accept connections, seconds.
@@ -133,20 +135,30 @@ ensure_tansu() {
   tansu_install || return 1
   if tansu_listening; then
     if pgrep -f "^$TANSU_BIN broker" >/dev/null; then
-      if tansu_answers; then
-        echo "tansu already listens on $TANSU_HOST:$TANSU_PORT"
+      local stored
+      stored=$(tansu_store_mb)
+      if (( stored > TANSU_MAX_STORE_MB )); then
+        # Every run adds topics and records (benches many), and the tests
+        # need none of them; a big store can only slow tansu, whose one
+        # storage task serialises every request (a CI run here met
+        # metadata requests timing out after 10 s, once, with 800 MB).
+        echo "tansu's store holds ${stored} MB (over ${TANSU_MAX_STORE_MB} MB); restarting it on an empty store"
+        tansu_stop "^$TANSU_BIN broker" || return 1
+      elif tansu_answers; then
+        echo "tansu already listens on $TANSU_HOST:$TANSU_PORT (store: ${stored} MB)"
         # Started here earlier, perhaps by a version of this script
         # without the index.
         if [[ -f "$TANSU_DATA/tansu.db" ]]; then
           tansu_index_store "$TANSU_DATA/tansu.db" || return 1
         fi
         return 0
+      else
+        # tansu 0.6.0 (SQLite engine) can lose its storage task for good
+        # (when a client goes before its answer) and then drops every
+        # connection that asks for metadata: restarted.
+        echo "the tansu on $TANSU_HOST:$TANSU_PORT no longer answers metadata requests; restarting it"
+        tansu_stop "^$TANSU_BIN broker" || return 1
       fi
-      # tansu 0.6.0 (SQLite engine) can lose its storage task for good
-      # (when a client goes before its answer) and then drops every
-      # connection that asks for metadata: restarted.
-      echo "the tansu on $TANSU_HOST:$TANSU_PORT no longer answers metadata requests; restarting it"
-      tansu_stop "^$TANSU_BIN broker" || return 1
     elif pgrep -f "/tansu broker .*$TANSU_HOST:$TANSU_PORT" >/dev/null; then
       # Another build (an unpatched one an earlier version of this script
       # started): replaced by this one.
@@ -183,6 +195,13 @@ ensure_tansu() {
   done
   tansu_index_store "$TANSU_DATA/tansu.db" || return 1
   echo "tansu accepts connections on $TANSU_HOST:$TANSU_PORT"
+}
+
+# The size of the broker's store in MB (its database and write-ahead log).
+tansu_store_mb() {
+  local kb
+  kb=$(du -sk "$TANSU_DATA" 2>/dev/null | cut -f1)
+  echo $(( ${kb:-0} / 1024 ))
 }
 
 # Stops the processes whose command line matches $1 (pkill -f) and waits
