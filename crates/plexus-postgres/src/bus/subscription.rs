@@ -97,9 +97,10 @@ struct Slots {
     held: AtomicUsize,
     /// Woken when a slot is freed.
     freed: Notify,
-    /// Set when an answer may have made a message claimable (a nack, a
-    /// drop, the ack of a message with a key, which releases the next of
-    /// its key): a member that found nothing to claim claims again.
+    /// Set when a slot's end may have made a message claimable (a nack, a
+    /// drop, an expired lease, the ack of a message with a key, which
+    /// releases the next of its key): a member that found nothing to
+    /// claim claims again.
     recheck: AtomicBool,
 }
 

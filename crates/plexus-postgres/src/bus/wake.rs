@@ -5,10 +5,9 @@
 //! a member until its poll interval.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection, PgPool};
