@@ -103,17 +103,16 @@
 //! `SELECT S.join_group(topic, group, false, earliest)` gives the group's
 //! id; `SELECT * FROM S.claim(group_id, owner, max, deadline_ms, window)`
 //! leases messages (the columns above plus `attempt`; one row with `seq`
-//! NULL when there is nothing); acknowledge with `DELETE FROM S.pending
-//! WHERE group_id = $1 AND seq = $2 AND attempt = $3`, refuse with
-//! `UPDATE S.pending SET due = clock_timestamp() + delay, owner = NULL
-//! WHERE ...` (the same condition). Many at once:
-//! `SELECT S.ack(group_ids, first_seqs, last_seqs, attempts)` deletes the
-//! rows of each range `first..=last` of a group still in that attempt
-//! (give a range only where every seq in it was acknowledged: seqs of
-//! other topics' messages fall between a topic's), `SELECT
-//! S.nack(group_ids, seqs, attempts, delays_ms)` refuses (arrays,
-//! element by element). `S.groups` holds each group's cursor,
-//! `S.pending` its unacknowledged messages.
+//! NULL when there is nothing); acknowledge with `SELECT
+//! S.ack(ARRAY[group_id], ARRAY[seq], ARRAY[seq], ARRAY[attempt])`,
+//! refuse with `SELECT S.nack(ARRAY[group_id], ARRAY[seq],
+//! ARRAY[attempt], ARRAY[delay_ms])`. Many at once: `ack()` takes ranges
+//! `first..=last` of a group still in that attempt (give a range only
+//! where every seq in it was acknowledged: seqs of other topics' messages
+//! fall between a topic's), `nack()` one message per element. Answer
+//! through these functions, not on `S.pending` itself: a row there may
+//! hold a run of messages (`seq..=last_seq`). `S.groups` holds each
+//! group's cursor, `S.pending` its unacknowledged messages.
 
 mod bus;
 mod config;

@@ -8,10 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Schema;
-use futures::StreamExt;
+use common::{Schema, next};
 use plexus_core::Message;
-use plexus_core::bus::{Delivery, Publisher, SubscribeOptions, Subscriber, Subscription};
+use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use plexus_postgres::PostgresBus;
 use tokio::time::Instant;
 
@@ -27,21 +26,6 @@ fn messages(count: usize) -> Vec<Message> {
                 .unwrap()
         })
         .collect()
-}
-
-async fn next(subscription: &mut Subscription) -> Delivery {
-    tokio::time::timeout(WAIT, subscription.next())
-        .await
-        .expect("a delivery")
-        .expect("the subscription goes on")
-        .expect("a delivery, not an error")
-}
-
-async fn count(connection: &mut sqlx::PgConnection, schema: &Schema, sql: &str) -> i64 {
-    sqlx::query_scalar(&sql.replace("{s}", &format!("\"{}\"", schema.name)))
-        .fetch_one(connection)
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +48,7 @@ async fn a_group_takes_no_more_keyed_messages_than_its_window_ahead_of_its_acks(
     }
     let pending = "SELECT count(*) FROM {s}.pending";
     let mut connection = schema.connect().await;
-    assert_eq!(count(&mut connection, &schema, pending).await, 10);
+    assert_eq!(schema.count(&mut connection, pending).await, 10);
     // Acknowledging makes room: the rest arrive, never more than 10 out.
     let mut received = held.len();
     while let Some(delivery) = held.pop() {
@@ -72,7 +56,7 @@ async fn a_group_takes_no_more_keyed_messages_than_its_window_ahead_of_its_acks(
         if received < 50 {
             held.push(next(&mut member).await);
             received += 1;
-            assert!(count(&mut connection, &schema, pending).await <= 10);
+            assert!(schema.count(&mut connection, pending).await <= 10);
         }
     }
     assert_eq!(received, 50);
@@ -128,11 +112,11 @@ async fn a_private_group_goes_with_its_subscription() {
     let groups = "SELECT count(*) FROM {s}.groups";
     let rows = "SELECT (SELECT count(*) FROM {s}.groups) + (SELECT count(*) FROM {s}.pending)";
     let mut connection = schema.connect().await;
-    assert_eq!(count(&mut connection, &schema, groups).await, 1);
+    assert_eq!(schema.count(&mut connection, groups).await, 1);
     drop(private);
     drop(held);
     let gone = Instant::now() + WAIT;
-    while count(&mut connection, &schema, rows).await > 0 {
+    while schema.count(&mut connection, rows).await > 0 {
         assert!(
             Instant::now() < gone,
             "the private group outlived its subscription"

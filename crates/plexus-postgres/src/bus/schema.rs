@@ -13,6 +13,12 @@
 //!   `attempt` (deliveries so far), `due` (when it may be delivered
 //!   (again): the ack deadline while leased, the end of a nack's delay,
 //!   or the moment it was taken), `owner` (the bus holding its lease).
+//!   A row holds the messages `seq..=last_seq` (`last_seq` NULL: `seq`
+//!   alone), every seq of them a message the group took together: a claim
+//!   of messages without a key is one row per run of consecutive seqs,
+//!   not one per message. An ack of part of a run leaves the rest of it;
+//!   a nack or a parked message is split out of its run first
+//!   (`isolate()`). Messages with a key have a row each.
 //!
 //! Why `(xid, seq)` and `xid < xmin`: a `seq` is drawn at INSERT but
 //! becomes visible at COMMIT, so reading `seq > cursor` could pass over a
@@ -24,7 +30,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 9;
+pub(crate) const VERSION: i32 = 10;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -70,6 +76,7 @@ CREATE TABLE IF NOT EXISTS {s}.pending (
     owner text,
     PRIMARY KEY (group_id, seq)
 );
+ALTER TABLE {s}.pending ADD COLUMN IF NOT EXISTS last_seq bigint;
 CREATE INDEX IF NOT EXISTS pending_due ON {s}.pending (group_id, due);
 CREATE INDEX IF NOT EXISTS pending_key ON {s}.pending (group_id, partitionkey, xid, seq)
     WHERE partitionkey IS NOT NULL
@@ -106,7 +113,10 @@ $$
 /// key, new messages after the group's cursor, of transactions older than
 /// every running one.
 /// A new message is leased at once unless an earlier message of its key is
-/// pending (then it waits, taken but unleased).
+/// pending (then it waits, taken but unleased). New messages without a key
+/// are one `pending` row per run of consecutive seqs (one row for a
+/// publisher's batch, not one per message); a due run larger than the
+/// room left is split, its head leased.
 ///
 /// When it leases nothing it returns one row with `seq` NULL: `attempt`
 /// 1 if committed messages wait behind a running transaction (claim again
@@ -130,7 +140,11 @@ DECLARE
     v_now timestamptz := clock_timestamp();
     v_until timestamptz := v_now + p_deadline_ms * interval '1 millisecond';
     v_mine bigint[];
+    v_lasts bigint[];
     v_attempts integer[];
+    v_over boolean;
+    v_taken bigint;
+    v_split record;
     v_room integer;
     v_topic text;
     v_cursor_xid xid8;
@@ -149,8 +163,9 @@ BEGIN
     -- cursor step back and the messages are delivered again; an ack
     -- (committed durably) flushes the claim it answers with it.
     PERFORM set_config('synchronous_commit', 'off', true);
+    -- Due rows whole, as many as fit in the room.
     WITH picked AS (
-        SELECT p.seq FROM {s}.pending p
+        SELECT p.seq, coalesce(p.last_seq, p.seq) AS last_seq FROM {s}.pending p
         WHERE p.group_id = p_group AND p.due <= v_now
           AND (p.partitionkey IS NULL OR NOT EXISTS (
               SELECT 1 FROM {s}.pending q
@@ -158,15 +173,42 @@ BEGIN
                 AND (q.xid, q.seq) < (p.xid, p.seq)))
         LIMIT p_max
         FOR UPDATE OF p SKIP LOCKED
+    ), sized AS (
+        SELECT picked.seq, sum(picked.last_seq - picked.seq + 1) OVER (ORDER BY picked.seq) AS upto
+        FROM picked
     ), leased AS (
         UPDATE {s}.pending p SET due = v_until, attempt = p.attempt + 1, owner = p_owner
-        FROM picked WHERE p.group_id = p_group AND p.seq = picked.seq
-        RETURNING p.seq, p.attempt
+        FROM sized WHERE p.group_id = p_group AND p.seq = sized.seq AND sized.upto <= p_max
+        RETURNING p.seq, coalesce(p.last_seq, p.seq) AS last_seq, p.attempt
     )
-    SELECT coalesce(array_agg(leased.seq), '{}'), coalesce(array_agg(leased.attempt), '{}')
-      INTO v_mine, v_attempts FROM leased;
-
-    v_room := p_max - cardinality(v_mine);
+    SELECT coalesce(array_agg(leased.seq), '{}'), coalesce(array_agg(leased.last_seq), '{}'),
+           coalesce(array_agg(leased.attempt), '{}'),
+           coalesce(sum(leased.last_seq - leased.seq + 1), 0),
+           (SELECT bool_or(sized.upto > p_max) FROM sized)
+      INTO v_mine, v_lasts, v_attempts, v_taken, v_over FROM leased;
+    v_room := p_max - v_taken;
+    IF v_over AND v_room > 0 THEN
+        -- A due run larger than the room left: its head is leased, the
+        -- rest stays due.
+        SELECT p.seq, p.last_seq INTO v_split FROM {s}.pending p
+        WHERE p.group_id = p_group AND p.due <= v_now AND p.partitionkey IS NULL
+          AND p.last_seq - p.seq + 1 > v_room
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            INSERT INTO {s}.pending (group_id, seq, last_seq, xid, partitionkey, attempt, due, owner)
+            SELECT p.group_id, v_split.seq + v_room, v_split.last_seq, p.xid, NULL, p.attempt, p.due, p.owner
+            FROM {s}.pending p WHERE p.group_id = p_group AND p.seq = v_split.seq;
+            UPDATE {s}.pending p SET last_seq = v_split.seq + v_room - 1, due = v_until,
+                   attempt = p.attempt + 1, owner = p_owner
+             WHERE p.group_id = p_group AND p.seq = v_split.seq;
+            v_mine := v_mine || v_split.seq;
+            v_lasts := v_lasts || (v_split.seq + v_room - 1);
+            v_attempts := v_attempts || (SELECT p.attempt FROM {s}.pending p
+                                          WHERE p.group_id = p_group AND p.seq = v_split.seq);
+            v_room := 0;
+        END IF;
+    END IF;
     IF v_room > 0 THEN
         -- One member of a group takes new messages at a time.
         PERFORM pg_advisory_xact_lock(hashtext('{s}.groups'), (p_group % 2147483647)::integer);
@@ -199,11 +241,14 @@ BEGIN
             v_n := 0;
         END IF;
         IF v_n > 0 AND v_unkeyed THEN
-            -- No keys: every message taken is leased here, and is read
-            -- back below by its range (no transaction can add to it).
-            INSERT INTO {s}.pending (group_id, seq, xid, partitionkey, attempt, due, owner)
-            SELECT p_group, u.seq, u.xid, NULL, 1, v_until, p_owner
-            FROM unnest(v_seqs, v_xids) AS u(seq, xid);
+            -- No keys: every message taken is leased here, one row per
+            -- run of consecutive seqs, and is read back below by its
+            -- range (no transaction can add to it).
+            INSERT INTO {s}.pending (group_id, seq, last_seq, xid, partitionkey, attempt, due, owner)
+            SELECT p_group, min(r.seq), max(r.seq), (array_agg(r.xid ORDER BY r.seq))[1], NULL, 1, v_until, p_owner
+            FROM (SELECT u.seq, u.xid, u.seq - row_number() OVER (ORDER BY u.seq) AS island
+                  FROM unnest(v_seqs, v_xids) AS u(seq, xid)) r
+            GROUP BY r.island;
             v_range := true;
         ELSIF v_n > 0 THEN
             WITH taken AS (
@@ -225,8 +270,9 @@ BEGIN
                 RETURNING pending.seq, pending.attempt
             )
             SELECT v_mine || coalesce(array_agg(i.seq) FILTER (WHERE i.attempt = 1), '{}'),
+                   v_lasts || coalesce(array_agg(i.seq) FILTER (WHERE i.attempt = 1), '{}'),
                    v_attempts || coalesce(array_agg(i.attempt) FILTER (WHERE i.attempt = 1), '{}')
-              INTO v_mine, v_attempts FROM inserted i;
+              INTO v_mine, v_lasts, v_attempts FROM inserted i;
         END IF;
         IF v_n > 0 THEN
             UPDATE {s}.groups g SET cursor_xid = v_xids[v_n], cursor_seq = v_seqs[v_n], touched = v_now
@@ -254,7 +300,8 @@ BEGIN
     RETURN QUERY
         SELECT m.seq, c.attempt, m.id, m.source, m.type, m.specversion, m.subject, m."time",
                m.datacontenttype, m.partitionkey, m.headers, m.data
-        FROM unnest(v_mine, v_attempts) AS c(seq, attempt) JOIN {s}.messages m ON m.seq = c.seq
+        FROM unnest(v_mine, v_lasts, v_attempts) AS c(first_seq, last_seq, attempt)
+        JOIN {s}.messages m ON m.seq BETWEEN c.first_seq AND c.last_seq
         ORDER BY m.xid, m.seq;
     IF v_range THEN
         RETURN QUERY
@@ -269,13 +316,14 @@ END
 $$
 "#;
 
-/// `ack(groups, firsts, lasts, attempts)`: deletes, for each `i`, the
-/// pending rows of group `groups[i]` with `firsts[i] <= seq <= lasts[i]`
-/// still in attempt `attempts[i]` (a range whose every message was
-/// acknowledged in that attempt: one index range each). Hash and merge
-/// joins are off: planned for a small table, they read all of `pending`
-/// once per call (measured: 80 ms a call with 300,000 rows pending,
-/// 0.7 ms with the index).
+/// `ack(groups, firsts, lasts, attempts)`: for each `i`, the messages
+/// `firsts[i]..=lasts[i]` of group `groups[i]` still in attempt
+/// `attempts[i]` are acknowledged (a range whose every message was
+/// acknowledged in that attempt): rows wholly inside a range are deleted,
+/// runs partly inside one keep the rest in pieces. Hash and merge joins
+/// are off: planned for a small table, they read all of `pending` once per
+/// call (measured: 80 ms a call with 300,000 rows pending, 0.7 ms with the
+/// index).
 pub(crate) const ACK: &str = r#"
 CREATE OR REPLACE FUNCTION {s}.ack(p_groups bigint[], p_firsts bigint[], p_lasts bigint[], p_attempts integer[])
 RETURNS void LANGUAGE plpgsql
@@ -284,17 +332,94 @@ SET enable_mergejoin = off
 SET enable_seqscan = off
 SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    v_part record;
+    v_run record;
+    v_acked record;
+    v_from bigint;
 BEGIN
     DELETE FROM {s}.pending p
     USING unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
-    WHERE p.group_id = a.g AND p.seq BETWEEN a.first_seq AND a.last_seq AND p.attempt = a.attempt;
+    WHERE p.group_id = a.g AND p.seq BETWEEN a.first_seq AND a.last_seq
+      AND coalesce(p.last_seq, p.seq) <= a.last_seq AND p.attempt = a.attempt;
+    -- Runs do not overlap within a group: one reaching into a range
+    -- starts last before its end or last before its start.
+    FOR v_part IN
+        SELECT DISTINCT c.group_id, c.seq
+        FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+        CROSS JOIN LATERAL (
+            (SELECT q.group_id, q.seq, q.last_seq, q.attempt FROM {s}.pending q
+             WHERE q.group_id = a.g AND q.seq <= a.last_seq ORDER BY q.seq DESC LIMIT 1)
+            UNION ALL
+            (SELECT q.group_id, q.seq, q.last_seq, q.attempt FROM {s}.pending q
+             WHERE q.group_id = a.g AND q.seq < a.first_seq ORDER BY q.seq DESC LIMIT 1)
+        ) c
+        WHERE c.attempt = a.attempt AND c.last_seq > c.seq
+          AND c.seq <= a.last_seq AND c.last_seq >= a.first_seq
+    LOOP
+        DELETE FROM {s}.pending p WHERE p.group_id = v_part.group_id AND p.seq = v_part.seq
+        RETURNING p.* INTO v_run;
+        CONTINUE WHEN NOT FOUND;
+        v_from := v_run.seq;
+        FOR v_acked IN
+            SELECT a.first_seq, a.last_seq
+            FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+            WHERE a.g = v_run.group_id AND a.attempt = v_run.attempt
+              AND a.last_seq >= v_run.seq AND a.first_seq <= v_run.last_seq
+            ORDER BY a.first_seq
+        LOOP
+            IF v_acked.first_seq > v_from THEN
+                INSERT INTO {s}.pending (group_id, seq, last_seq, xid, partitionkey, attempt, due, owner)
+                VALUES (v_run.group_id, v_from, v_acked.first_seq - 1, v_run.xid, NULL,
+                        v_run.attempt, v_run.due, v_run.owner);
+            END IF;
+            v_from := greatest(v_from, v_acked.last_seq + 1);
+        END LOOP;
+        IF v_from <= v_run.last_seq THEN
+            INSERT INTO {s}.pending (group_id, seq, last_seq, xid, partitionkey, attempt, due, owner)
+            VALUES (v_run.group_id, v_from, v_run.last_seq, v_run.xid, NULL,
+                    v_run.attempt, v_run.due, v_run.owner);
+        END IF;
+    END LOOP;
 END
 $$
 "#;
 
-/// `nack(groups, seqs, attempts, delays_ms)`: the pending rows of
+/// `isolate(group, seq)`: the message `seq` of `group`, if part of a
+/// longer run, gets a row of its own (the run's other messages keep
+/// theirs, in pieces), so that it can be answered on its own.
+pub(crate) const ISOLATE: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.isolate(p_group bigint, p_seq bigint)
+RETURNS void LANGUAGE plpgsql
+SET enable_seqscan = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_run record;
+BEGIN
+    SELECT p.seq, p.last_seq INTO v_run FROM {s}.pending p
+    WHERE p.group_id = p_group AND p.seq <= p_seq ORDER BY p.seq DESC LIMIT 1;
+    IF NOT FOUND OR v_run.last_seq IS NULL OR v_run.last_seq = v_run.seq OR v_run.last_seq < p_seq THEN
+        RETURN;
+    END IF;
+    DELETE FROM {s}.pending p WHERE p.group_id = p_group AND p.seq = v_run.seq
+    RETURNING p.* INTO v_run;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO {s}.pending (group_id, seq, last_seq, xid, partitionkey, attempt, due, owner)
+    SELECT p_group, b.first_seq, b.last_seq, v_run.xid, NULL, v_run.attempt, v_run.due, v_run.owner
+    FROM (VALUES (v_run.seq, p_seq - 1), (p_seq, p_seq), (p_seq + 1, v_run.last_seq))
+         AS b(first_seq, last_seq)
+    WHERE b.first_seq <= b.last_seq;
+END
+$$
+"#;
+
+/// `nack(groups, seqs, attempts, delays_ms)`: the messages
 /// `(groups[i], seqs[i])` still in attempt `attempts[i]` fall due after
-/// `delays_ms[i]`, unleased; planned as `ack()`, through the index.
+/// `delays_ms[i]`, unleased (split out of their runs first); planned as
+/// `ack()`, through the index.
 pub(crate) const NACK: &str = r#"
 CREATE OR REPLACE FUNCTION {s}.nack(p_groups bigint[], p_seqs bigint[], p_attempts integer[], p_delays bigint[])
 RETURNS void LANGUAGE plpgsql
@@ -304,9 +429,24 @@ SET enable_seqscan = off
 SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_groups), 0) LOOP
+        PERFORM {s}.isolate(p_groups[i], p_seqs[i]);
+    END LOOP;
     UPDATE {s}.pending p SET due = clock_timestamp() + a.delay * interval '1 millisecond', owner = NULL
     FROM unnest(p_groups, p_seqs, p_attempts, p_delays) AS a(g, seq, attempt, delay)
     WHERE p.group_id = a.g AND p.seq = a.seq AND p.attempt = a.attempt;
+END
+$$
+"#;
+
+/// `park(group, seq)`: the message waits, unleased and never due, until
+/// someone repairs it and sets its `due` (split out of its run first).
+pub(crate) const PARK: &str = r#"
+CREATE OR REPLACE FUNCTION {s}.park(p_group bigint, p_seq bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM {s}.isolate(p_group, p_seq);
+    UPDATE {s}.pending p SET due = 'infinity', owner = NULL WHERE p.group_id = p_group AND p.seq = p_seq;
 END
 $$
 "#;
@@ -323,6 +463,7 @@ RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     v_deleted bigint := 0;
     v_n bigint;
+    v_last bigint;
     v_group record;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('{s}.prune')) THEN
@@ -342,8 +483,14 @@ BEGIN
         DELETE FROM {s}.messages m WHERE m.seq IN (
             SELECT o.seq FROM {s}.messages o
             WHERE o.topic = v_group.topic AND (o.xid, o.seq) <= (v_group.cursor_xid, v_group.cursor_seq)
-              AND NOT EXISTS (SELECT 1 FROM {s}.pending p JOIN {s}.groups g ON g.id = p.group_id
-                              WHERE g.topic = v_group.topic AND p.seq = o.seq)
+              -- Pending in no group: no group's row that starts last at
+              -- or before it reaches it.
+              AND NOT EXISTS (SELECT 1 FROM {s}.groups g
+                              CROSS JOIN LATERAL (
+                                  SELECT coalesce(p.last_seq, p.seq) AS last_seq FROM {s}.pending p
+                                  WHERE p.group_id = g.id AND p.seq <= o.seq
+                                  ORDER BY p.seq DESC LIMIT 1) p
+                              WHERE g.topic = v_group.topic AND p.last_seq >= o.seq)
             ORDER BY o.xid, o.seq LIMIT p_batch);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_deleted := v_deleted + v_n;
@@ -354,10 +501,15 @@ BEGIN
         WHERE m.seq IN (SELECT o.seq FROM {s}.messages o ORDER BY o.seq LIMIT p_batch)
           AND m.published_at < clock_timestamp() - p_max_age_ms * interval '1 millisecond'
         RETURNING m.seq
-    ), unpended AS (
-        DELETE FROM {s}.pending p USING old WHERE p.seq = old.seq
     )
-    SELECT count(*) INTO v_n FROM old;
+    SELECT count(*), max(old.seq) INTO v_n, v_last FROM old;
+    IF v_last IS NOT NULL THEN
+        -- Rows none of whose messages is left.
+        DELETE FROM {s}.pending p
+        WHERE p.seq <= v_last
+          AND NOT EXISTS (SELECT 1 FROM {s}.messages m
+                          WHERE m.seq BETWEEN p.seq AND coalesce(p.last_seq, p.seq));
+    END IF;
     RETURN v_deleted + v_n;
 END
 $$

@@ -42,7 +42,9 @@ async fn ensure_inner(pool: &PgPool, sql: &Statements) -> Result<(), sqlx::Error
         schema::JOIN_GROUP,
         schema::CLAIM,
         schema::ACK,
+        schema::ISOLATE,
         schema::NACK,
+        schema::PARK,
         schema::PRUNE,
     ];
     for statement in tables.chain(functions) {

@@ -55,9 +55,7 @@ impl Statements {
             release: fill(
                 "UPDATE {s}.pending SET due = clock_timestamp(), owner = NULL WHERE owner = $1",
             ),
-            park: fill(
-                "UPDATE {s}.pending SET due = 'infinity', owner = NULL WHERE group_id = $1 AND seq = $2",
-            ),
+            park: fill("SELECT {s}.park($1, $2)"),
             prune: fill("SELECT {s}.prune($1, $2, $3)"),
             notify: "SELECT pg_notify($1, t) \
                      FROM set_config('synchronous_commit', 'off', true) AS c, unnest($2::text[]) AS t",

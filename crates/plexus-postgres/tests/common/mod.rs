@@ -68,6 +68,24 @@ impl Schema {
             .await
             .expect("connecting to PostgreSQL")
     }
+
+    /// The number `sql` (a query with the schema as `{s}`) counts.
+    pub async fn count(&self, connection: &mut sqlx::PgConnection, sql: &str) -> i64 {
+        sqlx::query_scalar(&sql.replace("{s}", &format!("\"{}\"", self.name)))
+            .fetch_one(connection)
+            .await
+            .expect("a count")
+    }
+}
+
+/// The next delivery of `subscription`, within 30 s.
+pub async fn next(subscription: &mut plexus_core::bus::Subscription) -> plexus_core::bus::Delivery {
+    use futures::StreamExt as _;
+    tokio::time::timeout(std::time::Duration::from_secs(30), subscription.next())
+        .await
+        .expect("a delivery")
+        .expect("the subscription goes on")
+        .expect("a delivery, not an error")
 }
 
 /// Drops the schemas test processes that no longer run left behind (a

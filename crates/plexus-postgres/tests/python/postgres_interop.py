@@ -75,7 +75,8 @@ def read(url, schema, topic, count):
             " WHERE seq IS NOT NULL"
         ).format(name)
         ack = sql.SQL(
-            "DELETE FROM {}.pending WHERE group_id = %s AND seq = %s AND attempt = %s"
+            "SELECT {}.ack(ARRAY[%s]::bigint[], ARRAY[%s]::bigint[], ARRAY[%s]::bigint[],"
+            " ARRAY[%s]::integer[])"
         ).format(name)
         got = 0
         give_up = time.monotonic() + READ_LIMIT
@@ -99,7 +100,7 @@ def read(url, schema, topic, count):
                     "data_base64": base64.b64encode(data).decode(),
                 }
                 print(json.dumps(event), flush=True)
-                conn.execute(ack, (group, seq, attempt))
+                conn.execute(ack, (group, seq, seq, attempt))
                 got += 1
             if not rows:
                 # Woken by the next notification, or looks again.
