@@ -7,7 +7,15 @@
 //! [`CONSUMERS`] members of one consumer group receive and acknowledge
 //! them; it ends when the last one is acknowledged. Throughput is messages
 //! over that time; latency runs from a message's `time` (set when its
-//! batch is built, just before `publish`) to its receipt.
+//! batch is built, just before `publish`) to its receipt. On a broker
+//! backend, plexus and the raw baselines alike first send and consume
+//! [`measure::WARMUP_BATCHES`] batches on the fresh stream, queue, topic
+//! or schema, unmeasured: the first batches after setting those and the
+//! connections up pay once what a running service does not pay again
+//! (query plans, caches, partition leaders), and at 200 batches a round
+//! they would set its p99 alone. How long that warm-up took, from the
+//! first publish to the last of its acknowledgements, is reported beside
+//! the figures (`warmup_ms`).
 //!
 //! Baselines ([`baseline`]): for a broker, its raw client twice — sending
 //! the same CloudEvents on the wire as plexus's binding does (the floors'

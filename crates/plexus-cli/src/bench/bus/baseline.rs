@@ -104,6 +104,7 @@ async fn channel(
         publish_throughput: messages as f64 / published.as_secs_f64(),
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
+        warmup_ms: 0.0,
     })
 }
 
@@ -193,5 +194,6 @@ async fn inserts(
         publish_throughput: messages as f64 / elapsed.as_secs_f64(),
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
+        warmup_ms: 0.0,
     })
 }

@@ -17,11 +17,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::message::{Header, Headers as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tokio::time::Instant;
 
 use super::cloudevent::{self, Wire};
 use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
-use super::{BATCH, CONSUMERS};
+use super::{Backend, CONSUMERS};
 
 /// The brokers: `PLEXUS_BENCH_KAFKA` (a `kafka://` URL), default the
 /// local one.
@@ -158,7 +157,7 @@ pub async fn raw(
         .set("linger.ms", defaults.linger.as_millis().to_string())
         .create()?;
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Done::default());
+    let done = Arc::new(Done::new(Backend::Kafka, publishers));
     // One consumer, as plexus's members of a group on one bus handle
     // share one: its records go to whichever task asks next.
     let consumer: Arc<StreamConsumer> = Arc::new(
@@ -196,7 +195,9 @@ pub async fn raw(
                             .map(u64::from_be_bytes),
                     }
                 });
-                if let Some(sent) = sent {
+                if let Some(sent) = sent
+                    && done.measuring()
+                {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
                 }
                 consumer.store_offset_from_message(&record)?;
@@ -205,15 +206,14 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(latency)
         }));
     }
-    let started = Instant::now();
     let body = vec![b'x'; payload];
     let mut senders = Vec::new();
     for count in super::baseline::shares(publishers, messages) {
         let (producer, topic, body) = (producer.clone(), topic.clone(), body.clone());
+        let done = Arc::clone(&done);
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
-            while sent < count {
-                let n = (count - sent).min(BATCH as u64);
+            while let Some(n) = done.next_batch(sent, count).await {
                 // One send time for the whole batch, taken before any of
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
@@ -259,7 +259,7 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(())
         }));
     }
-    let measured = finish(started, senders, consumers, messages).await?;
+    let measured = finish(&done, senders, consumers, messages).await?;
     // Dropping the consumer closes it (leaving its group), blocking.
     tokio::task::spawn_blocking(move || drop((consumer, producer)))
         .await

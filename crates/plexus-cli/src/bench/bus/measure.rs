@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -42,20 +43,106 @@ pub struct Measured {
     pub p50_us: f64,
     /// 99th percentile end-to-end latency, µs.
     pub p99_us: f64,
+    /// From the first warm-up publish until every warm-up message was
+    /// acknowledged, ms (0 without a warm-up): what starting cold costs.
+    pub warmup_ms: f64,
 }
 
-/// The end of a measurement, for its consumers (the flag is read after
+/// Batches every measurement of a broker backend sends and consumes
+/// before it measures (shared among the publishers, at least one each):
+/// the first batches on a fresh stream, queue, topic or schema and fresh
+/// connections pay for what a running service pays once (plans, caches,
+/// leaders), and at 200 batches a round they set its p99 on their own.
+pub const WARMUP_BATCHES: u64 = 10;
+
+/// The phases of a measurement: its warm-up, whose messages are consumed
+/// and acknowledged before any measured one is published, then the
+/// measurement, whose end the consumers wait for (the flag is read after
 /// arming the notification, so none misses it).
-#[derive(Default)]
 pub(super) struct Done {
     pub(super) flag: AtomicBool,
     pub(super) notify: Notify,
+    /// Warm-up messages per publisher.
+    warm: u64,
+    /// Warm-up messages in all.
+    warm_total: u64,
+    /// Set once every warm-up message was acknowledged: deliveries from
+    /// then on are measured.
+    measuring: AtomicBool,
+    warmed: Notify,
+    /// When the first publisher began.
+    began: OnceLock<Instant>,
+    /// When the measurement began.
+    measured_from: OnceLock<Instant>,
 }
 
-/// Counts one acknowledgement; at the last of `messages`, ends the
-/// measurement and says so.
+impl Done {
+    /// The phases of a measurement of `backend` with `publishers`.
+    pub(super) fn new(backend: Backend, publishers: usize) -> Self {
+        let warm = match backend {
+            Backend::Memory | Backend::Sqlite => 0,
+            _ => WARMUP_BATCHES.div_ceil(publishers as u64) * BATCH as u64,
+        };
+        Done {
+            flag: AtomicBool::new(false),
+            notify: Notify::new(),
+            warm,
+            warm_total: warm * publishers as u64,
+            measuring: AtomicBool::new(warm == 0),
+            warmed: Notify::new(),
+            began: OnceLock::new(),
+            measured_from: OnceLock::new(),
+        }
+    }
+
+    /// Whether deliveries are measured (the warm-up is over).
+    pub(super) fn measuring(&self) -> bool {
+        self.measuring.load(Ordering::Acquire)
+    }
+
+    fn start_measuring(&self) {
+        let _ = self.measured_from.set(Instant::now());
+        self.measuring.store(true, Ordering::Release);
+        self.warmed.notify_waiters();
+    }
+
+    /// The size of a publisher's next batch after `sent` messages, `count`
+    /// of them measured (its warm-up first; the first measured batch waits
+    /// until every warm-up message was acknowledged); `None` when it sent
+    /// them all.
+    pub(super) async fn next_batch(&self, sent: u64, count: u64) -> Option<u64> {
+        let began = *self.began.get_or_init(Instant::now);
+        if self.warm_total == 0 {
+            self.measured_from.get_or_init(|| began);
+        }
+        if sent < self.warm {
+            return Some((self.warm - sent).min(BATCH as u64));
+        }
+        if sent >= self.warm + count {
+            return None;
+        }
+        loop {
+            let warmed = self.warmed.notified();
+            tokio::pin!(warmed);
+            warmed.as_mut().enable();
+            if self.measuring() {
+                break;
+            }
+            warmed.await;
+        }
+        Some((self.warm + count - sent).min(BATCH as u64))
+    }
+}
+
+/// Counts one acknowledgement; after the last warm-up message starts the
+/// measurement; at the last of the `messages` measured, ends it and says
+/// so.
 pub(super) fn count_ack(acked: &AtomicU64, done: &Done, messages: u64) -> bool {
-    if acked.fetch_add(1, Ordering::AcqRel) + 1 < messages {
+    let count = acked.fetch_add(1, Ordering::AcqRel) + 1;
+    if count == done.warm_total {
+        done.start_measuring();
+    }
+    if count < done.warm_total + messages {
         return false;
     }
     done.flag.store(true, Ordering::Release);
@@ -163,7 +250,7 @@ pub async fn plexus(workload: Workload, path: PathBuf) -> anyhow::Result<Measure
     let (publisher, subscriber) = open(backend, path).await?;
     let topic: Arc<str> = topic(backend, path).into();
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Done::default());
+    let done = Arc::new(Done::new(backend, publishers));
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let options = SubscribeOptions::group("bench").max_in_flight(MAX_IN_FLIGHT);
@@ -193,7 +280,9 @@ pub async fn plexus(workload: Workload, path: PathBuf) -> anyhow::Result<Measure
                     next = subscription.next() => {
                         let Some(delivery) = next else { break };
                         let delivery = delivery?;
-                        latency.saturating_record(since_us(delivery.message().time()));
+                        if done.measuring() {
+                            latency.saturating_record(since_us(delivery.message().time()));
+                        }
                         // An answer the backend records at once (the
                         // in-memory bus) is counted now; one that waits
                         // (for a commit) runs beside the next deliveries.
@@ -214,33 +303,34 @@ pub async fn plexus(workload: Workload, path: PathBuf) -> anyhow::Result<Measure
             Ok::<_, anyhow::Error>(latency)
         }));
     }
-    let started = Instant::now();
     let mut senders = Vec::new();
-    let share = messages / publishers as u64;
-    for p in 0..publishers as u64 {
-        let count = if p + 1 == publishers as u64 {
-            messages - share * p
-        } else {
-            share
-        };
-        let (publisher, topic) = (Arc::clone(&publisher), Arc::clone(&topic));
+    for (p, count) in super::baseline::shares(publishers, messages)
+        .into_iter()
+        .enumerate()
+    {
+        let (publisher, topic, done) = (
+            Arc::clone(&publisher),
+            Arc::clone(&topic),
+            Arc::clone(&done),
+        );
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
-            while sent < count {
-                let n = (count - sent).min(BATCH as u64);
+            while let Some(n) = done.next_batch(sent, count).await {
+                let first = p as u64 * count + sent;
                 publisher
-                    .publish(&topic, batch(n as usize, payload, p * count + sent, keys))
+                    .publish(&topic, batch(n as usize, payload, first, keys))
                     .await?;
                 sent += n;
             }
             Ok::<_, anyhow::Error>(())
         }));
     }
-    let measured = finish(started, senders, consumers, messages).await?;
+    let measured = finish(&done, senders, consumers, messages).await?;
     anyhow::ensure!(
-        acked.load(Ordering::Acquire) >= messages,
-        "only {} of {messages} messages were acknowledged",
-        acked.load(Ordering::Acquire)
+        acked.load(Ordering::Acquire) >= done.warm_total + messages,
+        "only {} of {} messages (with the warm-up) were acknowledged",
+        acked.load(Ordering::Acquire),
+        done.warm_total + messages
     );
     publisher.close().await?;
     subscriber.close().await?;
@@ -257,9 +347,9 @@ pub async fn plexus(workload: Workload, path: PathBuf) -> anyhow::Result<Measure
 }
 
 /// Waits for the publishers, then the consumers (each returning its
-/// latencies), of a measurement of `messages` that began at `started`.
+/// latencies), of a measurement of `messages` in the phases of `done`.
 pub async fn finish(
-    started: Instant,
+    done: &Done,
     senders: Vec<JoinHandle<anyhow::Result<()>>>,
     consumers: Vec<JoinHandle<anyhow::Result<Histogram<u64>>>>,
     messages: u64,
@@ -267,17 +357,21 @@ pub async fn finish(
     for sender in senders {
         sender.await.context("a publisher panicked")??;
     }
-    let published = started.elapsed();
+    let published = Instant::now();
     let mut latency = histogram();
     for consumer in consumers {
         let part = consumer.await.context("a consumer panicked")??;
         latency.add(&part).expect("histograms with the same bounds");
     }
-    let elapsed = started.elapsed();
+    let ended = Instant::now();
+    let (Some(began), Some(from)) = (done.began.get(), done.measured_from.get()) else {
+        anyhow::bail!("the measurement ended before it began");
+    };
     Ok(Measured {
-        throughput: messages as f64 / elapsed.as_secs_f64(),
-        publish_throughput: messages as f64 / published.as_secs_f64(),
+        throughput: messages as f64 / (ended - *from).as_secs_f64(),
+        publish_throughput: messages as f64 / (published - *from).as_secs_f64(),
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
+        warmup_ms: (*from - *began).as_secs_f64() * 1000.0,
     })
 }

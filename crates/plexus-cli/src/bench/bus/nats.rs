@@ -16,12 +16,11 @@ use futures::StreamExt as _;
 use futures::future::try_join_all;
 use futures::stream::FuturesUnordered;
 use plexus_nats::NatsConfig;
-use tokio::time::Instant;
 
 use super::cloudevent::{self, Wire};
 use super::measure::MAX_IN_FLIGHT;
 use super::measure::{Done, Measured, count_ack, finish, histogram, now_us};
-use super::{BATCH, CONSUMERS};
+use super::{Backend, CONSUMERS};
 
 /// The server: `PLEXUS_BENCH_NATS`, default the local one.
 pub fn url() -> String {
@@ -112,7 +111,7 @@ pub async fn raw(
         .await
         .context("creating the raw baseline's consumer")?;
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Done::default());
+    let done = Arc::new(Done::new(Backend::Nats, publishers));
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let (consumer, client) = (consumer.clone(), client.clone());
@@ -146,7 +145,8 @@ pub async fn raw(
                 if let Some(sent) = message.headers.as_ref().and_then(|h| match wire {
                     Wire::CloudEvents => cloudevent::parse_time_us(h.get("ce-time")?.as_str()),
                     Wire::Bare => h.get("sent-us")?.as_str().parse::<u64>().ok(),
-                }) {
+                }) && done.measuring()
+                {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
                 }
                 let reply = message
@@ -166,15 +166,14 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(latency)
         }));
     }
-    let started = Instant::now();
     let body = Bytes::from(vec![b'x'; payload]);
     let mut senders = Vec::new();
     for count in super::baseline::shares(publishers, messages) {
         let (context, subject, body) = (context.clone(), subject.clone(), body.clone());
+        let done = Arc::clone(&done);
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
-            while sent < count {
-                let n = (count - sent).min(BATCH as u64);
+            while let Some(n) = done.next_batch(sent, count).await {
                 // One send time for the whole batch, taken before any of
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
@@ -209,7 +208,7 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(())
         }));
     }
-    let measured = finish(started, senders, consumers, messages).await?;
+    let measured = finish(&done, senders, consumers, messages).await?;
     let _ = context.delete_stream(&name).await;
     Ok(measured)
 }

@@ -11,11 +11,10 @@ use anyhow::Context as _;
 use plexus_postgres::PostgresConfig;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use time::OffsetDateTime;
-use tokio::time::Instant;
 
 use super::cloudevent::{self, Wire};
 use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
-use super::{BATCH, CONSUMERS};
+use super::{Backend, CONSUMERS};
 
 /// The server: `PLEXUS_BENCH_POSTGRES`, default the local one.
 pub fn url() -> String {
@@ -120,7 +119,7 @@ pub async fn raw(
     }
     let channel = schema.clone();
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Done::default());
+    let done = Arc::new(Done::new(Backend::Postgres, publishers));
     let claim = Arc::new(format!(
         "UPDATE {schema}.jobs SET lease_until = now() + interval '30 seconds' WHERE seq IN \
          (SELECT seq FROM {schema}.jobs WHERE lease_until < now() ORDER BY seq LIMIT $1 \
@@ -173,8 +172,11 @@ pub async fn raw(
                 }
                 let now = now_us();
                 let mut seqs = Vec::with_capacity(rows.len());
+                let measuring = done.measuring();
                 for (seq, sent) in rows {
-                    latency.saturating_record(now.saturating_sub(sent as u64).max(1));
+                    if measuring {
+                        latency.saturating_record(now.saturating_sub(sent as u64).max(1));
+                    }
                     seqs.push(seq);
                 }
                 sqlx::query(&delete).bind(&seqs).execute(&pool).await?;
@@ -185,7 +187,6 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(latency)
         }));
     }
-    let started = Instant::now();
     let insert = Arc::new(match wire {
         Wire::CloudEvents => format!(
             "INSERT INTO {schema}.jobs (\"time\", payload, id, source, type, datacontenttype) \
@@ -205,10 +206,11 @@ pub async fn raw(
             body.clone(),
             channel.clone(),
         );
+        let done = Arc::clone(&done);
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
-            while sent < count {
-                let n = (count - sent).min(BATCH as u64) as usize;
+            while let Some(n) = done.next_batch(sent, count).await {
+                let n = n as usize;
                 let (now, time) = (now_us() as i64, OffsetDateTime::now_utc());
                 let query = match wire {
                     Wire::CloudEvents => sqlx::query(&insert)
@@ -232,7 +234,7 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(())
         }));
     }
-    let measured = finish(started, senders, consumers, messages).await?;
+    let measured = finish(&done, senders, consumers, messages).await?;
     claims.close().await;
     pool.close().await;
     drop_schema(&schema).await?;

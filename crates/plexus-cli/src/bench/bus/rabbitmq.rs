@@ -16,11 +16,10 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
-use tokio::time::Instant;
 
 use super::cloudevent::{self, Wire};
 use super::measure::{Done, MAX_IN_FLIGHT, Measured, count_ack, finish, histogram, now_us};
-use super::{BATCH, CONSUMERS};
+use super::{Backend, CONSUMERS};
 
 /// The broker: `PLEXUS_BENCH_RABBITMQ`, default the local one.
 pub fn url() -> String {
@@ -147,7 +146,7 @@ pub async fn raw(
         )
         .await?;
     let acked = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(Done::default());
+    let done = Arc::new(Done::new(Backend::Rabbitmq, publishers));
     let mut consumers = Vec::new();
     for member in 0..CONSUMERS {
         let channel = connection.create_channel().await?;
@@ -195,7 +194,9 @@ pub async fn raw(
                         _ => None,
                     }
                 });
-                if let Some(sent) = sent {
+                if let Some(sent) = sent
+                    && done.measuring()
+                {
                     latency.saturating_record(now_us().saturating_sub(sent).max(1));
                 }
                 delivery.ack(BasicAckOptions::default()).await?;
@@ -207,7 +208,6 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(latency)
         }));
     }
-    let started = Instant::now();
     let body = vec![b'x'; payload];
     let mut senders = Vec::new();
     for count in super::baseline::shares(publishers, messages) {
@@ -216,10 +216,10 @@ pub async fn raw(
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let (exchange, body) = (ShortString::from(name.as_str()), body.clone());
+        let done = Arc::clone(&done);
         senders.push(tokio::spawn(async move {
             let mut sent = 0;
-            while sent < count {
-                let n = (count - sent).min(BATCH as u64);
+            while let Some(n) = done.next_batch(sent, count).await {
                 // One send time for the whole batch, taken before any of
                 // it is sent: plexus's bench stamps its batches the same
                 // way (the caller builds the batch, then publishes it).
@@ -270,7 +270,7 @@ pub async fn raw(
             Ok::<_, anyhow::Error>(())
         }));
     }
-    let measured = finish(started, senders, consumers, messages).await?;
+    let measured = finish(&done, senders, consumers, messages).await?;
     let _ = setup
         .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
         .await;

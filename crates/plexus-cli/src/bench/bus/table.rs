@@ -13,6 +13,8 @@ pub struct Summary {
     pub publish_throughput: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// The warm-up before the measurement (see [`super::measure::WARMUP_BATCHES`]), ms.
+    pub warmup_ms: f64,
 }
 
 impl Summary {
@@ -22,6 +24,7 @@ impl Summary {
             publish_throughput: median(rounds.iter().map(|m| m.publish_throughput)),
             p50_us: median(rounds.iter().map(|m| m.p50_us)),
             p99_us: median(rounds.iter().map(|m| m.p99_us)),
+            warmup_ms: median(rounds.iter().map(|m| m.warmup_ms)),
         }
     }
 }
@@ -78,8 +81,16 @@ impl Row {
             ),
             _ => String::new(),
         };
+        let warmup = if self.plexus.warmup_ms > 0.0 {
+            format!(
+                "; warm-up plexus {:.1} ms, baseline {:.1} ms",
+                self.plexus.warmup_ms, self.baseline.warmup_ms
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}{bare}",
+            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}{bare}{warmup}",
             self.payload_bytes,
             self.publishers,
             self.plexus.throughput,
