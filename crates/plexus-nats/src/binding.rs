@@ -47,22 +47,17 @@ const MSG_ID: &str = "Nats-Msg-Id";
 pub(crate) struct Encoded {
     pub(crate) headers: HeaderMap,
     pub(crate) payload: Bytes,
-    pub(crate) size: usize,
 }
 
-/// Encodes `message`, with a `Nats-Msg-Id` when `dedupe_topic` names the
-/// topic; an error names a header of the message that takes a name the
+/// Calls `put` with every header `message` has on the wire, its value
+/// before percent-encoding (a `Nats-Msg-Id` when `dedupe_topic` names the
+/// topic); an error names a header of the message that takes a name the
 /// binding reserves.
-pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
-    let mut headers = HeaderMap::new();
-    let mut size = message.payload().len();
-    // Names known ahead are static (no allocation); a value is copied
-    // once, or moved when percent-encoding already made it a String.
-    let mut put = |name: HeaderName, value: &str| {
-        let value: Cow<'_, str> = utf8_percent_encode(value, VALUE).into();
-        size += AsRef::<str>::as_ref(&name).len() + value.len() + 4;
-        headers.insert(name, value.into_owned());
-    };
+fn headers(
+    message: &Message,
+    dedupe_topic: Option<&str>,
+    mut put: impl FnMut(HeaderName, &str),
+) -> Result<(), String> {
     put(HeaderName::from_static("ce-specversion"), SPEC_VERSION);
     put(HeaderName::from_static("ce-id"), message.id());
     put(HeaderName::from_static("ce-source"), message.source());
@@ -99,10 +94,32 @@ pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<En
             .map_err(|e| format!("message `{}`: header `{name}`: {e}", message.id()))?;
         put(name, value);
     }
+    Ok(())
+}
+
+/// The bytes `message` takes on the wire as [`encode`] encodes it (what
+/// the server's `max_payload` bounds), checked as `encode` checks it,
+/// without building it: a batch is checked whole before its first
+/// message is encoded and sent.
+pub(crate) fn size(message: &Message, dedupe_topic: Option<&str>) -> Result<usize, String> {
+    let mut size = message.payload().len();
+    headers(message, dedupe_topic, |name, value| {
+        let value: usize = utf8_percent_encode(value, VALUE).map(str::len).sum();
+        size += AsRef::<str>::as_ref(&name).len() + value + 4;
+    })?;
+    Ok(size)
+}
+
+/// Encodes `message` (see [`headers`]).
+pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
+    let mut encoded = HeaderMap::new();
+    headers(message, dedupe_topic, |name, value| {
+        let value: Cow<'_, str> = utf8_percent_encode(value, VALUE).into();
+        encoded.insert(name, value.into_owned());
+    })?;
     Ok(Encoded {
-        headers,
+        headers: encoded,
         payload: message.payload().clone(),
-        size,
     })
 }
 
@@ -129,10 +146,15 @@ pub(crate) fn decode(
         let Some(value) = values.last() else {
             continue;
         };
-        let value = percent_decode_str(value.as_str())
-            .decode_utf8()
-            .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?
-            .into_owned();
+        let value = value.as_str();
+        let value = if value.contains('%') {
+            percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?
+                .into_owned()
+        } else {
+            value.to_owned()
+        };
         match RESERVED.iter().position(|r| name.eq_ignore_ascii_case(r)) {
             Some(slot) => slots[slot] = Some(value),
             None => {
@@ -222,7 +244,7 @@ mod tests {
     use bytes::Bytes;
     use plexus_core::Message;
 
-    use super::{decode, encode};
+    use super::{decode, encode, size};
 
     fn received(message: &Message) -> Message {
         let encoded = encode(message, Some("t")).unwrap();
@@ -251,7 +273,22 @@ mod tests {
         let encoded = encode(&message, Some("t")).unwrap();
         let subject = encoded.headers.get("ce-subject").unwrap().as_str();
         assert_eq!(subject, "order%2042%20%22big%22%20100%25");
-        assert!(encoded.size > message.payload().len() + 100);
+        // What `size` counts is what `encode` puts on the wire.
+        let on_the_wire: usize = encoded
+            .headers
+            .iter()
+            .map(|(name, values)| {
+                let name: &str = name.as_ref();
+                values
+                    .iter()
+                    .map(|v| name.len() + v.as_str().len() + 4)
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(
+            size(&message, Some("t")).unwrap(),
+            message.payload().len() + on_the_wire
+        );
     }
 
     #[test]

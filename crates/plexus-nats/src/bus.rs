@@ -136,29 +136,29 @@ impl NatsBus {
             return Err(shared.closed_error("publisher"));
         }
         let subject = subject(&shared.config.subject_prefix, topic)?;
-        // Every message is checked before any is sent.
-        let mut encoded = Vec::with_capacity(batch.len());
         let dedupe = shared.config.deduplicate.then_some(topic);
+        let invalid = |reason| BusError::InvalidOption {
+            option: "headers",
+            reason,
+        };
+        // Every message is checked before any is sent; each is encoded as
+        // it is sent, so that the first goes out before the last is built.
         for message in &batch {
-            let wire =
-                binding::encode(message, dedupe).map_err(|reason| BusError::InvalidOption {
-                    option: "headers",
-                    reason,
-                })?;
-            if wire.size > shared.max_payload {
+            let size = binding::size(message, dedupe).map_err(invalid)?;
+            if size > shared.max_payload {
                 return Err(BusError::TooLarge {
                     backend: shared.name.clone(),
                     topic: topic.to_owned(),
                     id: message.id().to_owned(),
-                    size: wire.size,
+                    size,
                     limit: shared.max_payload,
                 });
             }
-            encoded.push(wire);
         }
         let context = jetstream::new(shared.client.clone());
-        let mut acks = Vec::with_capacity(encoded.len());
-        for wire in encoded {
+        let mut acks = Vec::with_capacity(batch.len());
+        for message in &batch {
+            let wire = binding::encode(message, dedupe).map_err(invalid)?;
             let ack = context
                 .publish_with_headers(subject.clone(), wire.headers, wire.payload)
                 .await
