@@ -15,7 +15,9 @@
 //! (query plans, caches, partition leaders), and at 200 batches a round
 //! they would set its p99 alone. How long that warm-up took, from the
 //! first publish to the last of its acknowledgements, is reported beside
-//! the figures (`warmup_ms`).
+//! the figures (`warmup_ms`), and so is the bench process's CPU time per
+//! message while measuring (`cpu_us_per_msg`: what the client costs, the
+//! broker's work aside; for a broker's baselines and plexus alike).
 //!
 //! Baselines ([`baseline`]): for a broker, its raw client twice — sending
 //! the same CloudEvents on the wire as plexus's binding does (the floors'

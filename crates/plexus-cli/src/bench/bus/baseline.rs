@@ -105,6 +105,7 @@ async fn channel(
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
         warmup_ms: 0.0,
+        cpu_us_per_msg: None,
     })
 }
 
@@ -195,5 +196,6 @@ async fn inserts(
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
         warmup_ms: 0.0,
+        cpu_us_per_msg: None,
     })
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
+use cpu_time::ProcessTime;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 use hdrhistogram::Histogram;
@@ -46,6 +47,10 @@ pub struct Measured {
     /// From the first warm-up publish until every warm-up message was
     /// acknowledged, ms (0 without a warm-up): what starting cold costs.
     pub warmup_ms: f64,
+    /// CPU time of this process (every thread: the bench, the client or
+    /// bus, and for the embedded buses their engine; not a broker's)
+    /// while measuring, per message, µs.
+    pub cpu_us_per_msg: Option<f64>,
 }
 
 /// Batches every measurement of a broker backend sends and consumes
@@ -72,8 +77,8 @@ pub(super) struct Done {
     warmed: Notify,
     /// When the first publisher began.
     began: OnceLock<Instant>,
-    /// When the measurement began.
-    measured_from: OnceLock<Instant>,
+    /// When the measurement began, and the process's CPU time then.
+    measured_from: OnceLock<(Instant, Option<ProcessTime>)>,
 }
 
 impl Done {
@@ -101,7 +106,9 @@ impl Done {
     }
 
     fn start_measuring(&self) {
-        let _ = self.measured_from.set(Instant::now());
+        let _ = self
+            .measured_from
+            .set((Instant::now(), ProcessTime::try_now().ok()));
         self.measuring.store(true, Ordering::Release);
         self.warmed.notify_waiters();
     }
@@ -113,7 +120,8 @@ impl Done {
     pub(super) async fn next_batch(&self, sent: u64, count: u64) -> Option<u64> {
         let began = *self.began.get_or_init(Instant::now);
         if self.warm_total == 0 {
-            self.measured_from.get_or_init(|| began);
+            self.measured_from
+                .get_or_init(|| (began, ProcessTime::try_now().ok()));
         }
         if sent < self.warm {
             return Some((self.warm - sent).min(BATCH as u64));
@@ -364,14 +372,18 @@ pub async fn finish(
         latency.add(&part).expect("histograms with the same bounds");
     }
     let ended = Instant::now();
-    let (Some(began), Some(from)) = (done.began.get(), done.measured_from.get()) else {
+    let (Some(began), Some((from, cpu_from))) = (done.began.get(), done.measured_from.get()) else {
         anyhow::bail!("the measurement ended before it began");
     };
+    let cpu = cpu_from
+        .and_then(|from| Some(ProcessTime::try_now().ok()?.duration_since(from)))
+        .map(|cpu| cpu.as_secs_f64() * 1e6 / messages as f64);
     Ok(Measured {
         throughput: messages as f64 / (ended - *from).as_secs_f64(),
         publish_throughput: messages as f64 / (published - *from).as_secs_f64(),
         p50_us: latency.value_at_quantile(0.50) as f64,
         p99_us: latency.value_at_quantile(0.99) as f64,
         warmup_ms: (*from - *began).as_secs_f64() * 1000.0,
+        cpu_us_per_msg: cpu,
     })
 }

@@ -15,6 +15,9 @@ pub struct Summary {
     pub p99_us: f64,
     /// The warm-up before the measurement (see [`super::measure::WARMUP_BATCHES`]), ms.
     pub warmup_ms: f64,
+    /// The bench process's CPU time per message while measuring, µs
+    /// (none where it was not measured).
+    pub cpu_us_per_msg: Option<f64>,
 }
 
 impl Summary {
@@ -25,6 +28,11 @@ impl Summary {
             p50_us: median(rounds.iter().map(|m| m.p50_us)),
             p99_us: median(rounds.iter().map(|m| m.p99_us)),
             warmup_ms: median(rounds.iter().map(|m| m.warmup_ms)),
+            cpu_us_per_msg: rounds
+                .iter()
+                .map(|m| m.cpu_us_per_msg)
+                .collect::<Option<Vec<f64>>>()
+                .map(|cpu| median(cpu.into_iter())),
         }
     }
 }
@@ -89,8 +97,14 @@ impl Row {
         } else {
             String::new()
         };
+        let cpu = match (self.plexus.cpu_us_per_msg, self.baseline.cpu_us_per_msg) {
+            (Some(plexus), Some(baseline)) => {
+                format!("; client CPU plexus {plexus:.1} µs/msg, baseline {baseline:.1} µs/msg")
+            }
+            _ => String::new(),
+        };
         format!(
-            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}{bare}{warmup}",
+            "{:>5} B × {:>2} publishers: plexus {:.0} msg/s, baseline {:.0} msg/s, ratio {:.2}{bare}{warmup}{cpu}",
             self.payload_bytes,
             self.publishers,
             self.plexus.throughput,
