@@ -12,7 +12,6 @@
 //! its subjects: the same message forwarded to another topic, say a
 //! dead-letter one, is not a duplicate).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -104,18 +103,32 @@ fn headers(
 pub(crate) fn size(message: &Message, dedupe_topic: Option<&str>) -> Result<usize, String> {
     let mut size = message.payload().len();
     headers(message, dedupe_topic, |name, value| {
-        let value: usize = utf8_percent_encode(value, VALUE).map(str::len).sum();
-        size += AsRef::<str>::as_ref(&name).len() + value + 4;
+        size += AsRef::<str>::as_ref(&name).len() + encoded_len(value) + 4;
     })?;
     Ok(size)
+}
+
+/// Whether the binding percent-encodes byte `b` of a header value: what
+/// [`VALUE`] names, and every byte of a non-ASCII character.
+fn percent_encoded(b: u8) -> bool {
+    b < 0x20 || b == 0x7f || b == b' ' || b == b'"' || b == b'%' || !b.is_ascii()
+}
+
+/// The length of `value` percent-encoded (an encoded byte takes three).
+fn encoded_len(value: &str) -> usize {
+    value.len() + 2 * value.bytes().filter(|&b| percent_encoded(b)).count()
 }
 
 /// Encodes `message` (see [`headers`]).
 pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
     let mut encoded = HeaderMap::new();
     headers(message, dedupe_topic, |name, value| {
-        let value: Cow<'_, str> = utf8_percent_encode(value, VALUE).into();
-        encoded.insert(name, value.into_owned());
+        let value = if value.bytes().any(percent_encoded) {
+            utf8_percent_encode(value, VALUE).to_string()
+        } else {
+            value.to_owned()
+        };
+        encoded.insert(name, value);
     })?;
     Ok(Encoded {
         headers: encoded,
@@ -244,7 +257,7 @@ mod tests {
     use bytes::Bytes;
     use plexus_core::Message;
 
-    use super::{decode, encode, size};
+    use super::{VALUE, decode, encode, encoded_len, size};
 
     fn received(message: &Message) -> Message {
         let encoded = encode(message, Some("t")).unwrap();
@@ -289,6 +302,20 @@ mod tests {
             size(&message, Some("t")).unwrap(),
             message.payload().len() + on_the_wire
         );
+    }
+
+    #[test]
+    fn the_encoded_length_is_what_percent_encoding_makes() {
+        for value in [
+            "",
+            "plain-ascii_1.2/3",
+            "with space and \"quotes\" and 100%",
+            "tab\tnew\nline\u{7f}",
+            "acmé ünïcode 日本",
+        ] {
+            let made = percent_encoding::utf8_percent_encode(value, VALUE).to_string();
+            assert_eq!(encoded_len(value), made.len(), "{value:?}");
+        }
     }
 
     #[test]
