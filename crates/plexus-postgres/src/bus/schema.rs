@@ -30,7 +30,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 10;
+pub(crate) const VERSION: i32 = 11;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -300,8 +300,14 @@ BEGIN
     RETURN QUERY
         SELECT m.seq, c.attempt, m.id, m.source, m.type, m.specversion, m.subject, m."time",
                m.datacontenttype, m.partitionkey, m.headers, m.data
+        -- Each row's messages through the index (joined on the range, a
+        -- generic plan scanned all of `messages` for them: 50 ms a claim
+        -- with 43,000 messages kept).
         FROM unnest(v_mine, v_lasts, v_attempts) AS c(first_seq, last_seq, attempt)
-        JOIN {s}.messages m ON m.seq BETWEEN c.first_seq AND c.last_seq
+        CROSS JOIN LATERAL (
+            SELECT * FROM {s}.messages r
+            WHERE r.seq BETWEEN c.first_seq AND c.last_seq
+            ORDER BY r.seq LIMIT c.last_seq - c.first_seq + 1) m
         ORDER BY m.xid, m.seq;
     IF v_range THEN
         RETURN QUERY
@@ -508,7 +514,8 @@ BEGIN
         DELETE FROM {s}.pending p
         WHERE p.seq <= v_last
           AND NOT EXISTS (SELECT 1 FROM {s}.messages m
-                          WHERE m.seq BETWEEN p.seq AND coalesce(p.last_seq, p.seq));
+                          WHERE m.seq BETWEEN p.seq AND coalesce(p.last_seq, p.seq)
+                          ORDER BY m.seq LIMIT 1);
     END IF;
     RETURN v_deleted + v_n;
 END
