@@ -96,6 +96,31 @@ impl Member {
         Ok(channel)
     }
 
+    /// [`open`](Self::open) for a new subscription, tried once more after
+    /// [`RETRY`] when it fails, as a member resuming tries again: the
+    /// broker may close the connection under a join for another channel's
+    /// error (a consume on a quorum queue whose process is not up answers
+    /// INTERNAL_ERROR, which closes the whole connection; seen in
+    /// `plexus demo`), and the second try opens a new one.
+    pub(crate) async fn join(&self) -> Result<Channel, String> {
+        let first = match self.open().await {
+            Ok(channel) => return Ok(channel),
+            Err(first) => first,
+        };
+        if self.shared.closed.is_cancelled() {
+            return Err(first);
+        }
+        tracing::debug!(topic = %self.topic, reason = %first, "joining failed; trying once more");
+        tokio::time::sleep(RETRY).await;
+        self.open().await.map_err(|second| {
+            if second == first {
+                second
+            } else {
+                format!("{second} (the first try: {first})")
+            }
+        })
+    }
+
     /// Starts consuming on `channel`, its prefetch `max_in_flight`.
     async fn consumer(&self, channel: &Channel) -> Result<Consumer, String> {
         channel

@@ -76,7 +76,7 @@ pub(crate) async fn subscribe(
         None => format!("subscribing to `{}`", member.topic),
     };
     let channel = member
-        .open()
+        .join()
         .await
         .map_err(|reason| member.shared.error(&doing, reason))?;
     let (deliveries, mut received) = mpsc::channel::<Item>(options.max_in_flight);
