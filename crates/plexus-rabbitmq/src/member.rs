@@ -107,11 +107,11 @@ impl Member {
             Ok(channel) => return Ok(channel),
             Err(first) => first,
         };
-        if self.shared.closed.is_cancelled() {
-            return Err(first);
-        }
         tracing::debug!(topic = %self.topic, reason = %first, "joining failed; trying once more");
-        tokio::time::sleep(RETRY).await;
+        tokio::select! {
+            () = self.shared.closed.cancelled() => return Err(first),
+            () = tokio::time::sleep(RETRY) => {}
+        }
         self.open().await.map_err(|second| {
             if second == first {
                 second

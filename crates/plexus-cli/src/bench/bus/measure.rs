@@ -71,13 +71,12 @@ pub(super) struct Done {
     warm: u64,
     /// Warm-up messages in all.
     warm_total: u64,
-    /// Set once every warm-up message was acknowledged: deliveries from
-    /// then on are measured.
-    measuring: AtomicBool,
     warmed: Notify,
     /// When the first publisher began.
     began: OnceLock<Instant>,
-    /// When the measurement began, and the process's CPU time then.
+    /// When the measurement began, and the process's CPU time then: set
+    /// once every warm-up message was acknowledged (deliveries from then
+    /// on are measured), or as the first publisher begins without one.
     measured_from: OnceLock<(Instant, Option<ProcessTime>)>,
 }
 
@@ -93,7 +92,6 @@ impl Done {
             notify: Notify::new(),
             warm,
             warm_total: warm * publishers as u64,
-            measuring: AtomicBool::new(warm == 0),
             warmed: Notify::new(),
             began: OnceLock::new(),
             measured_from: OnceLock::new(),
@@ -102,14 +100,13 @@ impl Done {
 
     /// Whether deliveries are measured (the warm-up is over).
     pub(super) fn measuring(&self) -> bool {
-        self.measuring.load(Ordering::Acquire)
+        self.measured_from.get().is_some()
     }
 
     fn start_measuring(&self) {
         let _ = self
             .measured_from
             .set((Instant::now(), ProcessTime::try_now().ok()));
-        self.measuring.store(true, Ordering::Release);
         self.warmed.notify_waiters();
     }
 
