@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn quick(backend: &str) -> Value {
+fn quick(backend: &str, extra: &[&str]) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bus.json");
     let output = Command::new(env!("CARGO_BIN_EXE_plexus"))
@@ -19,6 +19,7 @@ fn quick(backend: &str) -> Value {
             "--messages",
             "2000",
         ])
+        .args(extra)
         .arg("--json")
         .arg(&json)
         .output()
@@ -31,7 +32,7 @@ fn quick(backend: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
 }
 
-fn check(report: &Value, backend: &str, floors: usize) {
+fn check(report: &Value, backend: &str, floors: usize, curve: &[u64]) {
     assert_eq!(report["bench"], "bus");
     assert_eq!(report["backend"], backend);
     assert_eq!(report["messages"], 2000);
@@ -61,23 +62,33 @@ fn check(report: &Value, backend: &str, floors: usize) {
         }
         assert!(row["ratio"].as_f64().unwrap() > 0.0);
     }
-    let curve: Vec<u64> = report["curve"]
+    let points: Vec<u64> = report["curve"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["publishers"].as_u64().unwrap())
         .collect();
-    assert_eq!(curve, [1, 2, 4, 8, 16]);
+    assert_eq!(points, curve);
     assert_eq!(report["floors"].as_array().unwrap().len(), floors);
     assert!(report["all_floors_hold"].is_boolean());
 }
 
 #[test]
 fn quick_memory_run_reports_every_row_and_the_curve() {
-    check(&quick("memory"), "memory", 1);
+    let report = quick("memory", &[]);
+    assert_eq!(report["control"], false);
+    check(&report, "memory", 1, &[1, 2, 4, 8, 16]);
+}
+
+#[test]
+fn a_control_run_measures_the_baseline_in_place_of_plexus() {
+    let report = quick("memory", &["--control"]);
+    assert_eq!(report["control"], true);
+    // No plexus curve: nothing of plexus runs.
+    check(&report, "memory", 1, &[]);
 }
 
 #[test]
 fn quick_sqlite_run_reports_every_row_and_the_curve() {
-    check(&quick("sqlite"), "sqlite", 2);
+    check(&quick("sqlite", &[]), "sqlite", 2, &[1, 2, 4, 8, 16]);
 }

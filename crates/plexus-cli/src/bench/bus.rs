@@ -29,6 +29,11 @@
 //! in-memory bus, the same messages through a bounded tokio channel to
 //! one consumer.
 //!
+//! Control run (`--control`): the floors' baseline measured in place of
+//! plexus too, so that both sides run the same code. How far its ratios
+//! stray from 1, and how often its floors fail, is the noise of the host
+//! and the broker alone: a run of plexus is read against it.
+//!
 //! Floors: SQLite publish+consume ≥ 0.8 × the raw insert baseline and ≥
 //! 50,000 msg/s for 64 B with 16 publishers; memory ≥ 1,000,000 msg/s for
 //! 64 B with 16 publishers.
@@ -130,7 +135,13 @@ pub struct Args {
     /// A fast smoke run: few messages, one round.
     #[arg(long)]
     quick: bool,
-    /// Where to write the results (default `bench-results/bus-BACKEND.json`).
+    /// A control run: measure the floors' baseline in place of plexus as
+    /// well (an A/A comparison), to show how far the host's noise alone
+    /// moves the ratios and the floors.
+    #[arg(long)]
+    control: bool,
+    /// Where to write the results (default `bench-results/bus-BACKEND.json`,
+    /// `bus-BACKEND-control.json` with --control).
     #[arg(long)]
     json: Option<PathBuf>,
 }
@@ -140,6 +151,9 @@ pub struct Args {
 struct Document {
     bench: &'static str,
     backend: Backend,
+    /// Whether the `plexus` figures are the baseline's, measured again
+    /// (`--control`).
+    control: bool,
     machine: Machine,
     messages: u64,
     keys: u64,
@@ -168,6 +182,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "plexus bench bus --backend {:?}: {} cores, {} build; {messages} messages per measurement, {rounds} round(s)",
         args.backend, machine.cores, machine.build_profile
     );
+    if args.control {
+        eprintln!(
+            "control run: the baseline is measured in place of plexus too; every ratio compares the baseline with itself"
+        );
+    }
     let dir = tempfile::tempdir()?;
     let wires = baseline::wires(args.backend);
     let mut rows = Vec::new();
@@ -184,7 +203,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     messages,
                     keys: args.keys,
                 };
-                let run_plexus = || measure::plexus(workload, dir.path().join(&name));
+                let run_plexus = || async {
+                    if args.control {
+                        let path = dir.path().join(format!("{name}-control"));
+                        baseline::run(workload, path, wires[0]).await
+                    } else {
+                        measure::plexus(workload, dir.path().join(&name)).await
+                    }
+                };
                 let run_raw = |wire: Wire| {
                     baseline::run(
                         workload,
@@ -209,7 +235,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let mut curve = Vec::new();
-    for publishers in [1usize, 2, 4, 8, 16] {
+    // plexus's own curve; a control run has none.
+    let curve_publishers: &[usize] = if args.control { &[] } else { &[1, 2, 4, 8, 16] };
+    for &publishers in curve_publishers {
         let path = dir.path().join(format!("curve-{publishers}"));
         let measured: Measured = measure::plexus(
             Workload {
@@ -233,9 +261,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let floors = table::floors(args.backend, &rows);
     table::print(&rows, &curve, &floors);
+    if args.control {
+        println!(
+            "control run: the plexus columns are the baseline measured again; a floor failing here fails on noise alone"
+        );
+    }
     let document = Document {
         bench: "bus",
         backend: args.backend,
+        control: args.control,
         machine,
         messages,
         keys: args.keys,
@@ -248,7 +282,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         floors,
     };
     let json = args.json.unwrap_or_else(|| {
-        PathBuf::from(format!("bench-results/bus-{}.json", args.backend.name()))
+        let control = if args.control { "-control" } else { "" };
+        PathBuf::from(format!(
+            "bench-results/bus-{}{control}.json",
+            args.backend.name()
+        ))
     });
     write_json(&json, &document)?;
     println!("results written to {}", json.display());
