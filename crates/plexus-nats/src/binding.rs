@@ -12,6 +12,7 @@
 //! its subjects: the same message forwarded to another topic, say a
 //! dead-letter one, is not a duplicate).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -49,11 +50,13 @@ pub(crate) struct Encoded {
 }
 
 /// Calls `put` with every header `message` has on the wire, its value
-/// before percent-encoding (a `Nats-Msg-Id` when `dedupe_topic` names the
+/// before percent-encoding (`ce-time` is `time`, the message's time as
+/// [`time`] formats it; a `Nats-Msg-Id` when `dedupe_topic` names the
 /// topic); an error names a header of the message that takes a name the
 /// binding reserves.
 fn headers(
     message: &Message,
+    time: &str,
     dedupe_topic: Option<&str>,
     mut put: impl FnMut(HeaderName, &str),
 ) -> Result<(), String> {
@@ -61,10 +64,7 @@ fn headers(
     put(HeaderName::from_static("ce-id"), message.id());
     put(HeaderName::from_static("ce-source"), message.source());
     put(HeaderName::from_static("ce-type"), message.ty());
-    put(
-        HeaderName::from_static("ce-time"),
-        &format_time(message.time()),
-    );
+    put(HeaderName::from_static("ce-time"), time);
     if let Some(subject) = message.subject() {
         put(HeaderName::from_static("ce-subject"), subject);
     }
@@ -99,10 +99,15 @@ fn headers(
 /// The bytes `message` takes on the wire as [`encode`] encodes it (what
 /// the server's `max_payload` bounds), checked as `encode` checks it,
 /// without building it: a batch is checked whole before its first
-/// message is encoded and sent.
-pub(crate) fn size(message: &Message, dedupe_topic: Option<&str>) -> Result<usize, String> {
+/// message is encoded and sent. `time` is the message's time as [`time`]
+/// formats it, which `encode` takes too.
+pub(crate) fn size(
+    message: &Message,
+    time: &str,
+    dedupe_topic: Option<&str>,
+) -> Result<usize, String> {
     let mut size = message.payload().len();
-    headers(message, dedupe_topic, |name, value| {
+    headers(message, time, dedupe_topic, |name, value| {
         size += AsRef::<str>::as_ref(&name).len() + encoded_len(value) + 4;
     })?;
     Ok(size)
@@ -119,10 +124,20 @@ fn encoded_len(value: &str) -> usize {
     value.len() + 2 * value.bytes().filter(|&b| percent_encoded(b)).count()
 }
 
-/// Encodes `message` (see [`headers`]).
-pub(crate) fn encode(message: &Message, dedupe_topic: Option<&str>) -> Result<Encoded, String> {
+/// `message`'s `ce-time` value: formatted once for [`size`] and
+/// [`encode`] (and once for messages that share a time).
+pub(crate) fn time(message: &Message) -> String {
+    format_time(message.time())
+}
+
+/// Encodes `message` (see [`headers`]; `time` from [`time`]).
+pub(crate) fn encode(
+    message: &Message,
+    time: &str,
+    dedupe_topic: Option<&str>,
+) -> Result<Encoded, String> {
     let mut encoded = HeaderMap::new();
-    headers(message, dedupe_topic, |name, value| {
+    headers(message, time, dedupe_topic, |name, value| {
         let value = if value.bytes().any(percent_encoded) {
             utf8_percent_encode(value, VALUE).to_string()
         } else {
@@ -147,9 +162,10 @@ pub(crate) fn decode(
     fallback_id: impl FnOnce() -> String,
     published: SystemTime,
 ) -> Result<Message, String> {
-    // The binding's own headers land in their slots (matched without
-    // allocating); any other becomes a header of the message.
-    let mut slots: [Option<String>; RESERVED.len()] = Default::default();
+    // The binding's own headers land in their slots (matched and held
+    // without allocating: a value is copied only where the message keeps
+    // it); any other becomes a header of the message.
+    let mut slots: [Option<Cow<'_, str>>; RESERVED.len()] = Default::default();
     let mut extra: BTreeMap<String, String> = BTreeMap::new();
     for (name, values) in headers.into_iter().flat_map(HeaderMap::iter) {
         let name: &str = name.as_ref();
@@ -159,15 +175,10 @@ pub(crate) fn decode(
         let Some(value) = values.last() else {
             continue;
         };
-        let value = value.as_str();
-        let value = if value.contains('%') {
-            percent_decode_str(value)
-                .decode_utf8()
-                .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?
-                .into_owned()
-        } else {
-            value.to_owned()
-        };
+        // Borrowed unless it had something to decode.
+        let value = percent_decode_str(value.as_str())
+            .decode_utf8()
+            .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?;
         match RESERVED.iter().position(|r| name.eq_ignore_ascii_case(r)) {
             Some(slot) => slots[slot] = Some(value),
             None => {
@@ -178,7 +189,7 @@ pub(crate) fn decode(
                     Some(extension) => extension.to_owned(),
                     None => name,
                 };
-                extra.insert(name, value);
+                extra.insert(name, value.into_owned());
             }
         }
     }
@@ -201,20 +212,22 @@ pub(crate) fn decode(
                     "ce-specversion is `{version}`; plexus reads {SPEC_VERSION}"
                 ));
             }
-            let required = |value: Option<String>, name: &str| {
-                value.ok_or_else(|| format!("ce-id is set but {name} is missing"))
+            let required = |value: Option<Cow<'_, str>>, name: &str| {
+                value
+                    .map(Cow::into_owned)
+                    .ok_or_else(|| format!("ce-id is set but {name} is missing"))
             };
             MessageParts {
-                id,
+                id: id.into_owned(),
                 source: required(source, "ce-source")?,
                 ty: required(ty, "ce-type")?,
-                subject: ce_subject,
+                subject: ce_subject.map(Cow::into_owned),
                 time: match time {
                     Some(time) => parse_time(&time).map_err(|e| format!("ce-time: {e}"))?,
                     None => published,
                 },
-                data_content_type,
-                key,
+                data_content_type: data_content_type.map(Cow::into_owned),
+                key: key.map(Cow::into_owned),
                 headers: extra,
                 payload,
             }
@@ -231,7 +244,7 @@ pub(crate) fn decode(
                 ("partitionkey", key),
             ] {
                 if let Some(value) = value {
-                    extra.insert(name.to_owned(), value);
+                    extra.insert(name.to_owned(), value.into_owned());
                 }
             }
             MessageParts {
@@ -240,7 +253,7 @@ pub(crate) fn decode(
                 ty: "io.nats.message".to_owned(),
                 subject: None,
                 time: published,
-                data_content_type,
+                data_content_type: data_content_type.map(Cow::into_owned),
                 key: None,
                 headers: extra,
                 payload,
@@ -257,10 +270,10 @@ mod tests {
     use bytes::Bytes;
     use plexus_core::Message;
 
-    use super::{VALUE, decode, encode, encoded_len, size};
+    use super::{VALUE, decode, encode, encoded_len, size, time};
 
     fn received(message: &Message) -> Message {
-        let encoded = encode(message, Some("t")).unwrap();
+        let encoded = encode(message, &time(message), Some("t")).unwrap();
         decode(
             Some(&encoded.headers),
             encoded.payload,
@@ -283,7 +296,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(received(&message), message);
-        let encoded = encode(&message, Some("t")).unwrap();
+        let encoded = encode(&message, &time(&message), Some("t")).unwrap();
         let subject = encoded.headers.get("ce-subject").unwrap().as_str();
         assert_eq!(subject, "order%2042%20%22big%22%20100%25");
         // What `size` counts is what `encode` puts on the wire.
@@ -299,7 +312,7 @@ mod tests {
             })
             .sum();
         assert_eq!(
-            size(&message, Some("t")).unwrap(),
+            size(&message, &time(&message), Some("t")).unwrap(),
             message.payload().len() + on_the_wire
         );
     }
@@ -341,7 +354,7 @@ mod tests {
             .build()
             .unwrap();
         assert!(
-            encode(&message, Some("t"))
+            encode(&message, &time(&message), Some("t"))
                 .unwrap_err()
                 .contains("keeps for itself")
         );

@@ -1,6 +1,8 @@
 //! [`NatsBus`]: the publisher and subscriber on JetStream.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use async_nats::jetstream::{self, stream};
 use futures::future::try_join_all;
@@ -40,10 +42,21 @@ pub(crate) struct Shared {
     pub(crate) name: String,
     /// The server's largest message (headers and body), bytes.
     pub(crate) max_payload: usize,
+    /// Cancelled when the bus closes: what a waiting subscription
+    /// selects on.
     pub(crate) closed: CancellationToken,
+    /// Set when the bus closes, before `closed` is cancelled: what every
+    /// publish, delivery and answer checks (an atomic load, where the
+    /// token's check takes a lock).
+    pub(crate) closing: AtomicBool,
 }
 
 impl Shared {
+    /// Whether the bus was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     pub(crate) fn error(&self, doing: &str, error: impl std::fmt::Display) -> BusError {
         BusError::backend(
             &self.name,
@@ -110,6 +123,7 @@ impl NatsBus {
                 name,
                 max_payload,
                 closed: CancellationToken::new(),
+                closing: AtomicBool::new(false),
             }),
         })
     }
@@ -132,7 +146,7 @@ impl NatsBus {
 
     async fn publish_batch(&self, topic: &str, batch: Vec<Message>) -> Result<(), BusError> {
         let shared = &self.shared;
-        if shared.closed.is_cancelled() {
+        if shared.is_closed() {
             return Err(shared.closed_error("publisher"));
         }
         let subject = subject(&shared.config.subject_prefix, topic)?;
@@ -143,8 +157,18 @@ impl NatsBus {
         };
         // Every message is checked before any is sent; each is encoded as
         // it is sent, so that the first goes out before the last is built.
+        // Messages made together share a time: each run of one time is
+        // formatted once.
+        let mut times: Vec<Arc<str>> = Vec::with_capacity(batch.len());
+        let mut previous: Option<(SystemTime, Arc<str>)> = None;
         for message in &batch {
-            let size = binding::size(message, dedupe).map_err(invalid)?;
+            let time = match &previous {
+                Some((at, formatted)) if *at == message.time() => Arc::clone(formatted),
+                _ => Arc::from(binding::time(message)),
+            };
+            previous = Some((message.time(), Arc::clone(&time)));
+            let size = binding::size(message, &time, dedupe).map_err(invalid)?;
+            times.push(time);
             if size > shared.max_payload {
                 return Err(BusError::TooLarge {
                     backend: shared.name.clone(),
@@ -157,8 +181,8 @@ impl NatsBus {
         }
         let context = jetstream::new(shared.client.clone());
         let mut acks = Vec::with_capacity(batch.len());
-        for message in &batch {
-            let wire = binding::encode(message, dedupe).map_err(invalid)?;
+        for (message, time) in batch.iter().zip(&times) {
+            let wire = binding::encode(message, time, dedupe).map_err(invalid)?;
             let ack = context
                 .publish_with_headers(subject.clone(), wire.headers, wire.payload)
                 .await
@@ -176,7 +200,7 @@ impl NatsBus {
 
     async fn close_bus(&self) -> Result<(), BusError> {
         let shared = &self.shared;
-        if shared.closed.is_cancelled() {
+        if shared.closing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         shared.closed.cancel();
@@ -218,7 +242,7 @@ impl Subscriber for NatsBus {
         options: SubscribeOptions,
     ) -> BoxFuture<'a, Result<Subscription, BusError>> {
         Box::pin(async move {
-            if self.shared.closed.is_cancelled() {
+            if self.shared.is_closed() {
                 return Err(self.shared.closed_error("subscriber"));
             }
             options.check(&self.shared.name, &NatsBus::features(self))?;

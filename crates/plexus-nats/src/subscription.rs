@@ -203,7 +203,7 @@ impl Stream for Pulling {
     /// nothing else is ready).
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.member.shared.closed.is_cancelled() {
+        if this.member.shared.is_closed() {
             return Poll::Ready(None);
         }
         match this.poll_pulled(cx) {
@@ -218,7 +218,7 @@ impl Drop for Pulling {
     fn drop(&mut self) {
         let shared = &self.member.shared;
         if self.member.ephemeral
-            && !shared.closed.is_cancelled()
+            && !shared.is_closed()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let name = self.member.consumer.cached_info().name.clone();
@@ -314,11 +314,11 @@ impl NatsAcker {
     /// Sends `body` and waits for the server to confirm it (an ack is
     /// stored once this returns).
     async fn answer(mut self: Box<Self>, body: AckKind) -> Result<(), BusError> {
-        let shared = Arc::clone(&self.shared);
         let Some(reply) = self.reply.take() else {
             return Ok(());
         };
-        if shared.closed.is_cancelled() {
+        let shared = &self.shared;
+        if shared.is_closed() {
             return Err(shared.closed_error("subscriber"));
         }
         shared
@@ -345,7 +345,7 @@ impl Drop for NatsAcker {
     /// its ack deadline.
     fn drop(&mut self) {
         if let Some(reply) = self.reply.take()
-            && !self.shared.closed.is_cancelled()
+            && !self.shared.is_closed()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let client = self.shared.client.clone();
