@@ -175,10 +175,17 @@ pub(crate) fn decode(
         let Some(value) = values.last() else {
             continue;
         };
-        // Borrowed unless it had something to decode.
-        let value = percent_decode_str(value.as_str())
-            .decode_utf8()
-            .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?;
+        // Borrowed unless it has something to decode (a byte loop: these
+        // values are short, where percent-decoding's own scan and UTF-8
+        // check cost more).
+        let value = value.as_str();
+        let value = if value.bytes().any(|b| b == b'%') {
+            percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|e| format!("header `{name}` is not UTF-8 once percent-decoded: {e}"))?
+        } else {
+            Cow::Borrowed(value)
+        };
         match RESERVED.iter().position(|r| name.eq_ignore_ascii_case(r)) {
             Some(slot) => slots[slot] = Some(value),
             None => {
