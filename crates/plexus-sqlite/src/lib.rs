@@ -30,6 +30,10 @@
 //!   gives the topic something, so deliveries leave with the commit that
 //!   wrote them; writes by another process on the same file are seen
 //!   within [`SqliteConfig::poll_interval`].
+//! - **Transactional outbox.** [`SqliteOutbox::publish`] appends messages
+//!   to a topic inside the caller's own sqlx transaction on the same
+//!   file: they exist exactly when that transaction commits, in commit
+//!   order, and a consumer group (a relay) takes them on from there.
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -50,6 +54,7 @@
 
 mod bus;
 mod config;
+mod outbox;
 mod row;
 mod schema;
 mod subscription;
@@ -57,3 +62,4 @@ mod writer;
 
 pub use bus::SqliteBus;
 pub use config::SqliteConfig;
+pub use outbox::SqliteOutbox;

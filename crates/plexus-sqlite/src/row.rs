@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use plexus_core::{Message, MessageParts};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::Query;
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Row, Sqlite};
 
 /// The columns a stored message is read from, in [`decode`]'s order.
 pub(crate) const COLUMNS: &str =
@@ -51,6 +52,33 @@ pub(crate) fn headers_column(message: &Message) -> Option<String> {
     // A map of strings always serializes.
     serde_json::to_string(message.headers()).ok()
 }
+
+/// Binds `message`'s columns of `plexus_messages` after `topic_id`, in
+/// the order of [`INSERT_COLUMNS`].
+pub(crate) fn bind_message<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    topic_id: i64,
+    message: &'q Message,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    let (secs, nanos) = time_columns(message.time());
+    query
+        .bind(topic_id)
+        .bind(message.id())
+        .bind(message.source())
+        .bind(message.ty())
+        .bind(message.subject())
+        .bind(secs)
+        .bind(nanos)
+        .bind(message.data_content_type())
+        .bind(message.key())
+        .bind(headers_column(message))
+        .bind(message.payload().as_ref())
+}
+
+/// The columns [`bind_message`] binds, for an INSERT into
+/// `plexus_messages`.
+pub(crate) const INSERT_COLUMNS: &str =
+    "topic_id, id, source, type, subject, time_s, time_ns, datacontenttype, key, headers, payload";
 
 /// A stored message: its `seq` and the message, or why the row is not a
 /// valid message.

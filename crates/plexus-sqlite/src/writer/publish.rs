@@ -7,7 +7,7 @@ use plexus_core::Message;
 use plexus_core::bus::BusError;
 
 use super::Writer;
-use crate::row::{headers_column, time_columns};
+use crate::row::{INSERT_COLUMNS, bind_message};
 
 /// Rows per INSERT statement, largest first: a batch is written as at
 /// most one statement of each size (SQLite binds at most 32,766
@@ -29,7 +29,7 @@ impl Statements {
             .map(|&rows| {
                 let row = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
                 let sql = format!(
-                    "INSERT INTO plexus_messages (topic_id, id, source, type, subject, time_s, time_ns, datacontenttype, key, headers, payload) VALUES {}",
+                    "INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES {}",
                     vec![row; rows].join(", ")
                 );
                 (rows, sql)
@@ -104,19 +104,7 @@ impl Writer {
             let (chunk, tail) = rest.split_at(*rows);
             let mut query = sqlx::query(sql.as_str());
             for message in chunk {
-                let (secs, nanos) = time_columns(message.time());
-                query = query
-                    .bind(topic_id)
-                    .bind(message.id())
-                    .bind(message.source())
-                    .bind(message.ty())
-                    .bind(message.subject())
-                    .bind(secs)
-                    .bind(nanos)
-                    .bind(message.data_content_type())
-                    .bind(message.key())
-                    .bind(headers_column(message))
-                    .bind(message.payload().as_ref());
+                query = bind_message(query, topic_id, message);
             }
             let done = query
                 .execute(&mut self.connection)

@@ -1,0 +1,179 @@
+//! [`SqliteOutbox`]: the transactional outbox on a SQLite bus's database.
+//!
+//! A service writes its own rows and the messages they imply in one
+//! transaction of its own: `outbox.publish(&mut tx, topic, messages)`
+//! appends the messages to the bus's tables on the transaction's
+//! connection, so they exist exactly when the transaction commits. A
+//! rollback leaves no trace; a commit makes them messages of `topic` like
+//! any other, delivered to its consumer groups, which is how a relay takes
+//! them to another broker. SQLite has one writer at a time, so messages of
+//! transactions that commit later take higher seqs: consumers see them in
+//! commit order.
+//!
+//! The bus in the same process learns of them within
+//! [`SqliteConfig::poll_interval`](crate::SqliteConfig::poll_interval), as
+//! it learns of another process's writes.
+
+use plexus_core::Message;
+use plexus_core::bus::{BusError, check_topic, message_size};
+use sqlx::{Connection, Sqlite, SqliteConnection, Transaction};
+
+use crate::SqliteConfig;
+use crate::row::{INSERT_COLUMNS, bind_message};
+
+/// Appends messages to a SQLite bus's topics inside the caller's own
+/// transaction (see the module). Holds only the bounds it applies, so it
+/// is cheap to clone and to keep beside a connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteOutbox {
+    max_message_bytes: usize,
+    max_batch_messages: usize,
+    topic_capacity: u64,
+}
+
+impl SqliteOutbox {
+    /// An outbox for the bus that `config` describes, with its bounds: the
+    /// largest message, the largest batch, a topic's capacity. The bus's
+    /// tables must exist in the transaction's database: open the bus on
+    /// the file once (`SqliteBus::with_config`) before the first publish.
+    pub fn new(config: &SqliteConfig) -> Self {
+        SqliteOutbox {
+            max_message_bytes: config.max_message_bytes,
+            max_batch_messages: config.max_batch_messages,
+            topic_capacity: config.topic_capacity,
+        }
+    }
+
+    /// Appends `messages` to `topic` inside `tx`: they become messages of
+    /// the topic when, and only when, `tx` commits. All or none: the
+    /// messages are written under a savepoint, so an error (a bad topic, a
+    /// message too large, a full topic, the database failing) leaves `tx`
+    /// as it found it, and the caller may still commit its own writes
+    /// without them, or roll back.
+    pub async fn publish(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        topic: &str,
+        messages: &[Message],
+    ) -> Result<(), BusError> {
+        check_topic(topic)?;
+        for message in messages {
+            let size = message_size(message);
+            if size > self.max_message_bytes {
+                return Err(BusError::TooLarge {
+                    backend: BACKEND.to_owned(),
+                    topic: topic.to_owned(),
+                    id: message.id().to_owned(),
+                    size,
+                    limit: self.max_message_bytes,
+                });
+            }
+        }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if messages.len() > self.max_batch_messages {
+            return Err(BusError::Full {
+                topic: topic.to_owned(),
+                reason: format!(
+                    "a batch of {} messages is more than one publish may carry ({}, SqliteConfig::max_batch_messages); split it",
+                    messages.len(),
+                    self.max_batch_messages
+                ),
+            });
+        }
+        let mut savepoint = Connection::begin(&mut **tx)
+            .await
+            .map_err(|e| error(topic, &e))?;
+        match self.append(&mut savepoint, topic, messages).await {
+            Ok(()) => savepoint.commit().await.map_err(|e| error(topic, &e)),
+            Err(refused) => match savepoint.rollback().await {
+                Ok(()) => Err(refused),
+                Err(e) => Err(BusError::backend(
+                    BACKEND,
+                    format!(
+                        "{refused}; then undoing the partial publish failed: {e}; roll the transaction back"
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// Writes `messages` (checked) to `topic` on `connection`.
+    async fn append(
+        &self,
+        connection: &mut SqliteConnection,
+        topic: &str,
+        messages: &[Message],
+    ) -> Result<(), BusError> {
+        let topic_id = self.reserve(connection, topic, messages.len()).await?;
+        let sql = format!(
+            "INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        for message in messages {
+            bind_message(sqlx::query(&sql), topic_id, message)
+                .execute(&mut *connection)
+                .await
+                .map_err(|e| error(topic, &e))?;
+        }
+        Ok(())
+    }
+
+    /// The id of `topic` (made if missing), with room for `count` more
+    /// messages counted in its `retained`; a topic whose groups have not
+    /// caught up past its capacity refuses them (the savepoint's rollback
+    /// takes the count back).
+    async fn reserve(
+        &self,
+        connection: &mut SqliteConnection,
+        topic: &str,
+        count: usize,
+    ) -> Result<i64, BusError> {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        sqlx::query("INSERT INTO plexus_topics (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
+            .bind(topic)
+            .execute(&mut *connection)
+            .await
+            .map_err(|e| error(topic, &e))?;
+        let (topic_id, retained): (i64, i64) = sqlx::query_as(
+            "UPDATE plexus_topics SET retained = retained + ?1 WHERE name = ?2 RETURNING id, retained",
+        )
+        .bind(count)
+        .bind(topic)
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(|e| error(topic, &e))?;
+        let capacity = i64::try_from(self.topic_capacity).unwrap_or(i64::MAX);
+        if retained <= capacity {
+            return Ok(topic_id);
+        }
+        let has_groups: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plexus_groups WHERE topic_id = ?1)")
+                .bind(topic_id)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(|e| error(topic, &e))?;
+        if !has_groups {
+            return Ok(topic_id);
+        }
+        Err(BusError::Full {
+            topic: topic.to_owned(),
+            reason: format!(
+                "it retains {} messages not yet acknowledged by every group, and {count} more would pass its capacity of {capacity} (SqliteConfig::topic_capacity)",
+                retained - count
+            ),
+        })
+    }
+}
+
+/// The backend's name in errors.
+const BACKEND: &str = "SQLite outbox";
+
+fn error(topic: &str, error: &sqlx::Error) -> BusError {
+    BusError::backend(
+        BACKEND,
+        format!(
+            "publishing to topic `{topic}` in the caller's transaction failed: {error}; check that the bus was opened on this database once (its tables exist)"
+        ),
+    )
+}
