@@ -6,6 +6,10 @@
 //! - [`router`]: runs message handlers (tower services) on subscriptions,
 //!   with middleware layers: retry with backoff, dead letters, deadline
 //!   check, per-key lanes, and tower's timeout and concurrency limit.
+//! - [`forward`]: the [`Forwarder`](forward::Forwarder), which moves a
+//!   topic's messages to a topic of another bus, acknowledging each at
+//!   its source only once the destination accepted it (what an outbox
+//!   relay is).
 //!
 //! ```
 //! use plexus_bus::memory::MemoryBus;
@@ -24,5 +28,6 @@
 //! # Ok(()) }
 //! ```
 
+pub mod forward;
 pub mod memory;
 pub mod router;

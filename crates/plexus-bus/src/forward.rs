@@ -1,0 +1,191 @@
+//! [`Forwarder`]: moves the messages of a topic on one bus to a topic on
+//! another (or the same) bus, acknowledging each at its source only once
+//! the destination has accepted it.
+//!
+//! The forwarder is a member of a consumer group on the source topic (a
+//! group it starts begins at the earliest message the source keeps, so
+//! that what was written before the first forwarder ran goes too; the
+//! source must offer replay). It takes what the group delivers, as many as are ready up to its batch
+//! size, publishes them to the destination in delivery order as one
+//! batch, and acknowledges them once the publish returns. So nothing is
+//! lost: a crash between the publish and the acks delivers those messages
+//! again, and they are published again (at least once; a consumer's
+//! inbox drops the duplicates). One batch is out at a time, so the
+//! destination receives a key's messages in the order the source delivers
+//! them; several forwarders in one group share the topic, and a source
+//! with per-key order gives each key to one of them at a time.
+//!
+//! When the destination refuses a batch for a while (down, full), its
+//! messages go back to the source (a nack) and the forwarder waits before
+//! taking more, doubling the wait up to a bound. When it refuses one for
+//! good (a message too large for it, a topic name it does not take), the
+//! messages go back too and the forwarder stops with the error: nothing
+//! is dropped, and the cause is for an operator to fix.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::future::join_all;
+use plexus_core::Message;
+use plexus_core::bus::{Acker, BusError, Publisher, SubscribeOptions, Subscriber};
+
+/// Moves messages from a topic of one bus to a topic of another (see the
+/// module).
+pub struct Forwarder {
+    source: Arc<dyn Subscriber>,
+    from: String,
+    group: String,
+    destination: Arc<dyn Publisher>,
+    to: String,
+    batch: usize,
+    retry: Duration,
+    max_retry: Duration,
+}
+
+/// What a forwarder did until it stopped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Messages the destination accepted.
+    pub messages: u64,
+    /// Batches the destination refused for a while, sent back to the
+    /// source to be taken again.
+    pub refused_batches: u64,
+}
+
+impl Forwarder {
+    /// Forwards `from` on `source`, as a member of consumer group `group`,
+    /// to `to` on `destination`; batches of at most 100, a first wait of
+    /// 100 ms after a refusal, doubling up to 5 s.
+    pub fn new(
+        source: Arc<dyn Subscriber>,
+        from: impl Into<String>,
+        group: impl Into<String>,
+        destination: Arc<dyn Publisher>,
+        to: impl Into<String>,
+    ) -> Self {
+        Forwarder {
+            source,
+            from: from.into(),
+            group: group.into(),
+            destination,
+            to: to.into(),
+            batch: 100,
+            retry: Duration::from_millis(100),
+            max_retry: Duration::from_secs(5),
+        }
+    }
+
+    /// The most messages one publish to the destination carries (at least
+    /// 1), which is also the most the forwarder holds from the source.
+    pub fn batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// The first wait after the destination refused a batch, and the
+    /// bound the doubling waits stop at.
+    pub fn retry(mut self, first: Duration, max: Duration) -> Self {
+        self.retry = first;
+        self.max_retry = max.max(first);
+        self
+    }
+
+    /// Forwards until `shutdown` completes or the source's subscription
+    /// ends; the batch in hand is finished first. Errors when subscribing
+    /// fails, when the subscription fails, or when the destination refuses
+    /// a batch for good (its messages sent back to the source first).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
+        let options = SubscribeOptions::group(self.group.clone())
+            .max_in_flight(self.batch)
+            .from_earliest();
+        let subscription = self.source.subscribe(&self.from, options).await?;
+        let mut batches = subscription.ready_chunks(self.batch);
+        let mut done = Forwarded::default();
+        let mut wait = self.retry;
+        tokio::pin!(shutdown);
+        loop {
+            let items = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                items = batches.next() => match items {
+                    Some(items) => items,
+                    None => break,
+                },
+            };
+            let mut messages = Vec::with_capacity(items.len());
+            let mut ackers = Vec::with_capacity(items.len());
+            let mut failed = None;
+            for item in items {
+                match item {
+                    Ok(delivery) => {
+                        let (message, _, _, acker) = delivery.into_parts();
+                        messages.push(message);
+                        ackers.push(acker);
+                    }
+                    Err(error) => failed = Some(error),
+                }
+            }
+            if let Some(error) = failed {
+                send_back(ackers, Duration::ZERO).await;
+                return Err(error);
+            }
+            match self.publish(messages).await {
+                Ok(count) => {
+                    done.messages += count;
+                    wait = self.retry;
+                    acknowledge(ackers).await;
+                }
+                Err(error) if passing(&error) => {
+                    done.refused_batches += 1;
+                    tracing::warn!(from = %self.from, to = %self.to, %error, retry_in = ?wait, "the destination refused a batch; sent back to the source");
+                    send_back(ackers, wait).await;
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(self.max_retry);
+                }
+                Err(error) => {
+                    send_back(ackers, Duration::ZERO).await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Publishes `messages` to the destination; the count published.
+    async fn publish(&self, messages: Vec<Message>) -> Result<u64, BusError> {
+        let count = messages.len() as u64;
+        self.destination.publish(&self.to, messages).await?;
+        Ok(count)
+    }
+}
+
+/// Whether the destination may take a batch it refused with `error` later
+/// (it was down or full), rather than never.
+fn passing(error: &BusError) -> bool {
+    matches!(error, BusError::Backend { .. } | BusError::Full { .. })
+}
+
+/// Acknowledges deliveries the destination accepted. An ack that fails
+/// leaves its message to come again and be published again: logged, as
+/// the duplicate it makes.
+async fn acknowledge(ackers: Vec<Box<dyn Acker>>) {
+    for result in join_all(ackers.into_iter().map(|acker| acker.ack())).await {
+        if let Err(error) = result {
+            tracing::warn!(%error, "acknowledging a forwarded message failed; it will be forwarded again");
+        }
+    }
+}
+
+/// Sends deliveries back to the source, to come again after `delay`.
+async fn send_back(ackers: Vec<Box<dyn Acker>>, delay: Duration) {
+    for result in join_all(ackers.into_iter().map(|acker| acker.nack(delay))).await {
+        if let Err(error) = result {
+            tracing::warn!(%error, "sending a message back to its source failed; it comes again at its ack deadline");
+        }
+    }
+}
