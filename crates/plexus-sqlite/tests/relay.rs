@@ -1,0 +1,84 @@
+//! The outbox relayed: a Forwarder takes what committed transactions
+//! appended on the SQLite bus to another bus, in commit order, and
+//! nothing of a rolled-back one.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{TempDb, next_within, number, numbered};
+use plexus_bus::forward::Forwarder;
+use plexus_bus::memory::MemoryBus;
+use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
+use plexus_sqlite::SqliteOutbox;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use tokio::sync::oneshot;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn committed_outbox_messages_reach_the_destination_in_commit_order() {
+    let db = TempDb::new();
+    let mut config = db.config();
+    config.poll_interval = Duration::from_millis(10);
+    let source = db.open_with(config.clone()).await;
+    let destination = MemoryBus::new();
+    let mut out = destination
+        .subscribe("orders", SubscribeOptions::group("audit"))
+        .await
+        .unwrap();
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(&config.path)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5)),
+        )
+        .await
+        .unwrap();
+    let outbox = SqliteOutbox::new(&config);
+    // Written before the relay first runs: relayed too.
+    for (n, commit) in [(1, true), (2, false), (3, true)] {
+        let mut tx = pool.begin().await.unwrap();
+        outbox
+            .publish(&mut tx, "orders", &[numbered(n, None)])
+            .await
+            .unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+    }
+    let (stop, stopped) = oneshot::channel::<()>();
+    let relay = Forwarder::new(
+        Arc::new(source.clone()),
+        "orders",
+        "relay",
+        Arc::new(destination.clone()),
+        "orders",
+    );
+    let task = tokio::spawn(relay.run(async move {
+        let _ = stopped.await;
+    }));
+    for n in 4..=6 {
+        let mut tx = pool.begin().await.unwrap();
+        outbox
+            .publish(&mut tx, "orders", &[numbered(n, None)])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut received = Vec::new();
+    for _ in 0..5 {
+        let delivery = next_within(&mut out, WAIT).await;
+        received.push(number(delivery.message()));
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(received, [1, 3, 4, 5, 6]);
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap().unwrap().messages, 5);
+    Publisher::close(&source).await.unwrap();
+}
