@@ -6,33 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TempDb, next_within, number, numbered};
+use common::{TempDb, next_within, number, numbered, place, service_pool};
 use plexus_core::Message;
 use plexus_core::bus::{BusError, Publisher, SubscribeOptions, Subscriber, Subscription};
 use plexus_sqlite::{SqliteBus, SqliteConfig, SqliteOutbox};
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The service's own connections on the bus's file, with an `orders`
-/// table of its own.
-async fn service_pool(config: &SqliteConfig) -> SqlitePool {
-    let options = SqliteConnectOptions::new()
-        .filename(&config.path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool
-}
 
 /// A bus on a fresh file (noticing other connections' writes within
 /// 10 ms), a `relay` group on its `orders` topic, the service's pool on
@@ -84,26 +64,6 @@ impl Shop {
 
     async fn close(self) {
         Publisher::close(&self.bus).await.unwrap();
-    }
-}
-
-/// Places order `n` and publishes its message in one transaction, then
-/// commits it or rolls it back.
-async fn place(pool: &SqlitePool, outbox: &SqliteOutbox, n: usize, commit: bool) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("INSERT INTO orders (id) VALUES (?1)")
-        .bind(n as i64)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    outbox
-        .publish(&mut tx, "orders", &[numbered(n, None)])
-        .await
-        .unwrap();
-    if commit {
-        tx.commit().await.unwrap();
-    } else {
-        tx.rollback().await.unwrap();
     }
 }
 

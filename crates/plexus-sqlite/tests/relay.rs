@@ -7,12 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TempDb, next_within, number, numbered};
+use common::{TempDb, next_within, number, place, service_pool};
 use plexus_bus::forward::Forwarder;
 use plexus_bus::memory::MemoryBus;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
 use plexus_sqlite::SqliteOutbox;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -28,29 +27,11 @@ async fn committed_outbox_messages_reach_the_destination_in_commit_order() {
         .subscribe("orders", SubscribeOptions::group("audit"))
         .await
         .unwrap();
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(&config.path)
-                .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(5)),
-        )
-        .await
-        .unwrap();
+    let pool = service_pool(&config).await;
     let outbox = SqliteOutbox::new(&config);
     // Written before the relay first runs: relayed too.
     for (n, commit) in [(1, true), (2, false), (3, true)] {
-        let mut tx = pool.begin().await.unwrap();
-        outbox
-            .publish(&mut tx, "orders", &[numbered(n, None)])
-            .await
-            .unwrap();
-        if commit {
-            tx.commit().await.unwrap();
-        } else {
-            tx.rollback().await.unwrap();
-        }
+        place(&pool, &outbox, n, commit).await;
     }
     let (stop, stopped) = oneshot::channel::<()>();
     let relay = Forwarder::new(
@@ -64,12 +45,7 @@ async fn committed_outbox_messages_reach_the_destination_in_commit_order() {
         let _ = stopped.await;
     }));
     for n in 4..=6 {
-        let mut tx = pool.begin().await.unwrap();
-        outbox
-            .publish(&mut tx, "orders", &[numbered(n, None)])
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        place(&pool, &outbox, n, true).await;
     }
     let mut received = Vec::new();
     for _ in 0..5 {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use plexus_core::Message;
 use plexus_core::bus::{Delivery, Subscription};
-use plexus_sqlite::{SqliteBus, SqliteConfig};
+use plexus_sqlite::{SqliteBus, SqliteConfig, SqliteOutbox};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
 /// A fresh database path in its own temporary directory (removed on drop).
 pub struct TempDb {
@@ -107,5 +109,44 @@ pub async fn wait_for_scalar(path: &Path, sql: &str, expected: i64, limit: Durat
             "`{sql}` is {value}, expected {expected} within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The service's own connections on the bus's file, with an `orders`
+/// table of its own.
+pub async fn service_pool(config: &SqliteConfig) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(&config.path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+/// Places order `n` and publishes its message in one transaction, then
+/// commits it or rolls it back.
+pub async fn place(pool: &SqlitePool, outbox: &SqliteOutbox, n: usize, commit: bool) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO orders (id) VALUES (?1)")
+        .bind(n as i64)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    outbox
+        .publish(&mut tx, "orders", &[numbered(n, None)])
+        .await
+        .unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
     }
 }
