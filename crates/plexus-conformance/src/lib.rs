@@ -36,6 +36,7 @@ mod backend;
 mod crash;
 mod foreign;
 mod outcome;
+pub mod port;
 mod python;
 mod run;
 pub mod scenarios;

@@ -30,8 +30,8 @@ impl PrivateTansu {
         let binary = binary().ok_or(
             "no tansu binary (set PLEXUS_TANSU, or run `bash -c 'source .ci/tansu.sh && tansu_install'`)",
         )?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
+        let port = plexus_conformance::port::free_port()?
+            .local_addr()
             .map_err(|e| format!("finding a free port: {e}"))?
             .port();
         let store = tempfile::Builder::new()

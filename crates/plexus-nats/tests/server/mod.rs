@@ -28,8 +28,8 @@ impl PrivateServer {
         let binary = binary().ok_or(
             "no nats-server binary (set PLEXUS_NATS_SERVER, or install Debian's nats-server)",
         )?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
+        let port = plexus_conformance::port::free_port()?
+            .local_addr()
             .map_err(|e| format!("finding a free port: {e}"))?
             .port();
         let store = tempfile::Builder::new()

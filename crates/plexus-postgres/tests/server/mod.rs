@@ -60,8 +60,8 @@ impl PrivateServer {
                 ));
             }
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
+        let port = plexus_conformance::port::free_port()?
+            .local_addr()
             .map_err(|e| format!("finding a free port: {e}"))?
             .port();
         let server = PrivateServer {

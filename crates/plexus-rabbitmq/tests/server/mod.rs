@@ -37,8 +37,7 @@ impl PrivateBroker {
              /usr/lib/rabbitmq/bin/rabbitmq-server, or apt-get install rabbitmq-server)",
         )?;
         // Both ports are held until both are chosen, so they differ.
-        let bind =
-            || std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("a free port: {e}"));
+        let bind = plexus_conformance::port::free_port;
         let (first, second) = (bind()?, bind()?);
         let port_of = |listener: &std::net::TcpListener| {
             listener
