@@ -150,6 +150,16 @@ impl SqliteBus {
         &self.shared.config
     }
 
+    /// Tells the bus that another connection of this process committed
+    /// writes to its database (an outbox transaction, say): its waiting
+    /// subscriptions look again at once, where otherwise they would within
+    /// [`SqliteConfig::poll_interval`]. Does not wait; when the bus's
+    /// queue is full it is busy, and the poll interval still bounds the
+    /// wait.
+    pub fn notify_written(&self) {
+        let _ = self.shared.commands.try_send(Command::Wake);
+    }
+
     fn features_of(&self) -> Features {
         Features {
             persistent: true,

@@ -10,7 +10,9 @@
 //! transactions that commit later take higher seqs: consumers see them in
 //! commit order.
 //!
-//! The bus in the same process learns of them within
+//! A bus in the same process learns of them at once when the transaction
+//! is committed through [`SqliteOutbox::commit`] (an outbox made
+//! [`for_bus`](SqliteOutbox::for_bus)); otherwise within
 //! [`SqliteConfig::poll_interval`](crate::SqliteConfig::poll_interval), as
 //! it learns of another process's writes.
 
@@ -18,17 +20,20 @@ use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
 use sqlx::{Connection, Sqlite, SqliteConnection, Transaction};
 
-use crate::SqliteConfig;
 use crate::row::{INSERT_COLUMNS, bind_message};
+use crate::{SqliteBus, SqliteConfig};
 
 /// Appends messages to a SQLite bus's topics inside the caller's own
-/// transaction (see the module). Holds only the bounds it applies, so it
-/// is cheap to clone and to keep beside a connection pool.
-#[derive(Debug, Clone)]
+/// transaction (see the module). Holds the bounds it applies and, made
+/// [`for_bus`](Self::for_bus), the bus to wake; cheap to clone and to keep
+/// beside a connection pool.
+#[derive(Clone)]
 pub struct SqliteOutbox {
     max_message_bytes: usize,
     max_batch_messages: usize,
     topic_capacity: u64,
+    /// The bus in this process that [`commit`](Self::commit) wakes.
+    bus: Option<SqliteBus>,
 }
 
 impl SqliteOutbox {
@@ -41,7 +46,30 @@ impl SqliteOutbox {
             max_message_bytes: config.max_message_bytes,
             max_batch_messages: config.max_batch_messages,
             topic_capacity: config.topic_capacity,
+            bus: None,
         }
+    }
+
+    /// An outbox for `bus`, open in this process on the same database:
+    /// its bounds, and [`commit`](Self::commit) wakes its subscriptions,
+    /// so that a relay takes the messages at once.
+    pub fn for_bus(bus: &SqliteBus) -> Self {
+        SqliteOutbox {
+            bus: Some(bus.clone()),
+            ..SqliteOutbox::new(bus.config())
+        }
+    }
+
+    /// Commits `tx`, then tells the bus of [`for_bus`](Self::for_bus) that
+    /// it has new messages ([`SqliteBus::notify_written`]). Committing `tx`
+    /// directly works too; the bus then finds its messages within its
+    /// poll interval.
+    pub async fn commit(&self, tx: Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        if let Some(bus) = &self.bus {
+            bus.notify_written();
+        }
+        Ok(())
     }
 
     /// Appends `messages` to `topic` inside `tx`: they become messages of

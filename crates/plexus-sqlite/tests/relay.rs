@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TempDb, next_within, number, place, service_pool};
+use common::{TempDb, next_within, number, numbered, place, service_pool};
+use futures::StreamExt as _;
 use plexus_bus::forward::Forwarder;
 use plexus_bus::memory::MemoryBus;
 use plexus_core::bus::{Publisher, SubscribeOptions, Subscriber};
@@ -57,4 +58,45 @@ async fn committed_outbox_messages_reach_the_destination_in_commit_order() {
     stop.send(()).unwrap();
     assert_eq!(task.await.unwrap().unwrap().messages, 5);
     Publisher::close(&source).await.unwrap();
+}
+
+/// With the poll interval far longer than the test waits, only the wake
+/// of [`SqliteOutbox::commit`] brings the message to a member waiting at
+/// the bus in time.
+#[tokio::test]
+async fn an_outbox_for_the_bus_wakes_its_subscriptions_at_commit() {
+    let db = TempDb::new();
+    let mut config = db.config();
+    config.poll_interval = Duration::from_secs(600);
+    let bus = db.open_with(config.clone()).await;
+    let mut relay = bus
+        .subscribe("orders", SubscribeOptions::group("relay"))
+        .await
+        .unwrap();
+    let pool = service_pool(&config).await;
+    let outbox = SqliteOutbox::for_bus(&bus);
+    for n in 1..=3 {
+        // The member asks for a message and finds none: its claim waits
+        // at the bus. The bus answers commands in order, so once a publish
+        // to another topic returns, that claim has been taken.
+        let mut next = relay.next();
+        assert!(futures::poll!(&mut next).is_pending());
+        bus.publish("elsewhere", vec![numbered(0, None)])
+            .await
+            .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        outbox
+            .publish(&mut tx, "orders", &[numbered(n, None)])
+            .await
+            .unwrap();
+        outbox.commit(tx).await.unwrap();
+        let delivery = tokio::time::timeout(WAIT, next)
+            .await
+            .expect("the waiting member woken at commit")
+            .expect("the subscription goes on")
+            .unwrap();
+        assert_eq!(number(delivery.message()), n);
+        delivery.ack().await.unwrap();
+    }
+    Publisher::close(&bus).await.unwrap();
 }

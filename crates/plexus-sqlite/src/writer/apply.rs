@@ -94,7 +94,7 @@ impl Writer {
                     release = true;
                     outcomes[index] = Some(Outcome::Done);
                 }
-                Command::Close { .. } => outcomes[index] = Some(Outcome::Done),
+                Command::Close { .. } | Command::Wake => outcomes[index] = Some(Outcome::Done),
             }
         }
         for (topic, indexes) in publishes {

@@ -59,6 +59,10 @@ pub(crate) enum Command {
     Close { reply: oneshot::Sender<()> },
     /// Return this instance's leases (inside the closing transaction).
     ReleaseLeases,
+    /// Answer every parked claim empty after the commit in hand, so that
+    /// its member claims again: another connection wrote to the
+    /// database. Never part of a transaction.
+    Wake,
 }
 
 impl Command {
@@ -123,7 +127,13 @@ pub(super) fn answer(
                     let _ = reply.send(Ok(()));
                 }
             }
-            (Command::Leave { .. } | Command::Close { .. } | Command::ReleaseLeases, _) => {}
+            (
+                Command::Leave { .. }
+                | Command::Close { .. }
+                | Command::ReleaseLeases
+                | Command::Wake,
+                _,
+            ) => {}
             _ => unreachable!("each command has the outcome of its kind"),
         }
     }
@@ -159,5 +169,6 @@ pub(super) fn fail(command: Command, error: BusError) {
         Command::ReleaseLeases => {
             tracing::warn!(%error, "returning the leases of a closing bus failed; they come back at their ack deadlines");
         }
+        Command::Wake => {}
     }
 }

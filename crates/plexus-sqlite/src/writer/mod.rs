@@ -146,6 +146,11 @@ impl Writer {
                 }
             };
             let Some(first) = first else { break };
+            if matches!(first, Command::Wake) {
+                self.wake_parked();
+                continue;
+            }
+            let mut wake = false;
             // What is queued now shares this commit. Waiting up to 1 ms for
             // the publishers the last commit answered (fewer, fuller
             // commits) made the bus bench slower, 0.50-0.54 against
@@ -160,6 +165,7 @@ impl Writer {
             while close.is_none() && batch.len() < max_commands && messages < max_messages {
                 match commands.try_recv() {
                     Ok(Command::Close { reply }) => close = Some(reply),
+                    Ok(Command::Wake) => wake = true,
                     Ok(command) => {
                         messages += command.messages();
                         batch.push(command);
@@ -176,6 +182,9 @@ impl Writer {
             if !self.returns.is_empty() {
                 // Leases whose claimer went away go back at once.
                 self.commit(Vec::new()).await;
+            }
+            if wake {
+                self.wake_parked();
             }
             if let Some(reply) = close {
                 schema::close(self.connection, self.config.busy_timeout).await;

@@ -111,6 +111,14 @@ impl Writer {
         self.parked.iter().map(|p| p.until).min()
     }
 
+    /// Answers every parked claim empty at once (its member claims again):
+    /// another connection wrote to the database.
+    pub(super) fn wake_parked(&mut self) {
+        for parked in self.parked.drain(..) {
+            let _ = parked.reply.send(Ok(Claimed::default()));
+        }
+    }
+
     /// Answers the parked claims that are due, empty (their member claims
     /// again), and forgets those nobody waits for.
     pub(super) fn expire_parked(&mut self) {
