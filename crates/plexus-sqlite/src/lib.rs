@@ -34,6 +34,9 @@
 //!   to a topic inside the caller's own sqlx transaction on the same
 //!   file: they exist exactly when that transaction commits, in commit
 //!   order, and a consumer group (a relay) takes them on from there.
+//! - **Inbox.** [`SqliteInbox::process`] records, in the transaction of a
+//!   handler's effect, that a consumer processed a message: a redelivered
+//!   message is seen again and its effect not applied twice.
 //!
 //! ```no_run
 //! use futures::StreamExt;
@@ -54,6 +57,7 @@
 
 mod bus;
 mod config;
+mod inbox;
 mod outbox;
 mod row;
 mod schema;
@@ -62,4 +66,5 @@ mod writer;
 
 pub use bus::SqliteBus;
 pub use config::SqliteConfig;
+pub use inbox::{Seen, SqliteInbox};
 pub use outbox::SqliteOutbox;

@@ -144,6 +144,11 @@ pub async fn place(pool: &SqlitePool, outbox: &SqliteOutbox, n: usize, commit: b
         .publish(&mut tx, "orders", &[numbered(n, None)])
         .await
         .unwrap();
+    finish(tx, commit).await;
+}
+
+/// Commits `tx`, or rolls it back.
+pub async fn finish(tx: sqlx::Transaction<'_, sqlx::Sqlite>, commit: bool) {
     if commit {
         tx.commit().await.unwrap();
     } else {
