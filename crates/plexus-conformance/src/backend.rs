@@ -15,8 +15,8 @@ type Hook = Arc<dyn Fn() -> BoxFuture<'static, Result<(), BusError>> + Send + Sy
 /// A backend under test: how to make its publishers and subscribers,
 /// what it guarantees, and the hooks some scenarios need.
 ///
-/// Every call of [`publisher`](Self::publisher) or
-/// [`subscriber`](Self::subscriber) may make a new handle (a new
+/// Every publisher or subscriber a scenario asks it for may be a new
+/// handle (a new
 /// connection, as another process would); all of them reach the same
 /// topics.
 #[derive(Clone)]
