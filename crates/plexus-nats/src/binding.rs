@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
-use plexus_core::message::{SPEC_VERSION, format_time, parse_time};
+use plexus_core::message::{SPEC_VERSION, parse_time};
 use plexus_core::{Message, MessageParts};
 
 /// What a header value encodes beside controls and non-ASCII.
@@ -51,7 +51,7 @@ pub(crate) struct Encoded {
 
 /// Calls `put` with every header `message` has on the wire, its value
 /// before percent-encoding (`ce-time` is `time`, the message's time as
-/// [`time`] formats it; a `Nats-Msg-Id` when `dedupe_topic` names the
+/// [`format_time`](plexus_core::message::format_time) writes it; a `Nats-Msg-Id` when `dedupe_topic` names the
 /// topic); an error names a header of the message that takes a name the
 /// binding reserves.
 fn headers(
@@ -99,8 +99,8 @@ fn headers(
 /// The bytes `message` takes on the wire as [`encode`] encodes it (what
 /// the server's `max_payload` bounds), checked as `encode` checks it,
 /// without building it: a batch is checked whole before its first
-/// message is encoded and sent. `time` is the message's time as [`time`]
-/// formats it, which `encode` takes too.
+/// message is encoded and sent. `time` is the message's time as
+/// [`format_time`](plexus_core::message::format_time) writes it, which `encode` takes too.
 pub(crate) fn size(
     message: &Message,
     time: &str,
@@ -124,13 +124,7 @@ fn encoded_len(value: &str) -> usize {
     value.len() + 2 * value.bytes().filter(|&b| percent_encoded(b)).count()
 }
 
-/// `message`'s `ce-time` value: formatted once for [`size`] and
-/// [`encode`] (and once for messages that share a time).
-pub(crate) fn time(message: &Message) -> String {
-    format_time(message.time())
-}
-
-/// Encodes `message` (see [`headers`]; `time` from [`time`]).
+/// Encodes `message` (see [`headers`]; `time` from [`format_time`](plexus_core::message::format_time)).
 pub(crate) fn encode(
     message: &Message,
     time: &str,
@@ -276,11 +270,12 @@ mod tests {
 
     use bytes::Bytes;
     use plexus_core::Message;
+    use plexus_core::message::format_time;
 
-    use super::{VALUE, decode, encode, encoded_len, size, time};
+    use super::{VALUE, decode, encode, encoded_len, size};
 
     fn received(message: &Message) -> Message {
-        let encoded = encode(message, &time(message), Some("t")).unwrap();
+        let encoded = encode(message, &format_time(message.time()), Some("t")).unwrap();
         decode(
             Some(&encoded.headers),
             encoded.payload,
@@ -303,7 +298,7 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(received(&message), message);
-        let encoded = encode(&message, &time(&message), Some("t")).unwrap();
+        let encoded = encode(&message, &format_time(message.time()), Some("t")).unwrap();
         let subject = encoded.headers.get("ce-subject").unwrap().as_str();
         assert_eq!(subject, "order%2042%20%22big%22%20100%25");
         // What `size` counts is what `encode` puts on the wire.
@@ -319,7 +314,7 @@ mod tests {
             })
             .sum();
         assert_eq!(
-            size(&message, &time(&message), Some("t")).unwrap(),
+            size(&message, &format_time(message.time()), Some("t")).unwrap(),
             message.payload().len() + on_the_wire
         );
     }
@@ -361,7 +356,7 @@ mod tests {
             .build()
             .unwrap();
         assert!(
-            encode(&message, &time(&message), Some("t"))
+            encode(&message, &format_time(message.time()), Some("t"))
                 .unwrap_err()
                 .contains("keeps for itself")
         );

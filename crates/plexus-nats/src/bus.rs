@@ -10,6 +10,7 @@ use plexus_core::Message;
 use plexus_core::bus::{
     BoxFuture, BusError, Features, Publisher, SubscribeOptions, Subscriber, Subscription,
 };
+use plexus_core::message::format_time;
 use tokio_util::sync::CancellationToken;
 
 use crate::binding;
@@ -164,7 +165,7 @@ impl NatsBus {
         for message in &batch {
             let time = match &previous {
                 Some((at, formatted)) if *at == message.time() => Arc::clone(formatted),
-                _ => Arc::from(binding::time(message)),
+                _ => Arc::from(format_time(message.time())),
             };
             previous = Some((message.time(), Arc::clone(&time)));
             let size = binding::size(message, &time, dedupe).map_err(invalid)?;
