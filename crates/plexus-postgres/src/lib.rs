@@ -116,6 +116,11 @@
 
 mod bus;
 mod config;
+mod inbox;
+mod outbox;
 
 pub use bus::PostgresBus;
 pub use config::{DEFAULT_SCHEMA, DEFAULT_URL, PostgresConfig};
+pub use inbox::PostgresInbox;
+pub use outbox::PostgresOutbox;
+pub use plexus_core::bus::Seen;

@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plexus_core::Message;
-use plexus_core::bus::BusError;
+use plexus_core::bus::{BusError, Seen, check_consumer};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 /// The table, created by [`SqliteInbox::install`].
@@ -30,15 +30,6 @@ CREATE TABLE IF NOT EXISTS plexus_inbox (
     PRIMARY KEY (consumer, source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS plexus_inbox_seen ON plexus_inbox (seen_ms)";
-
-/// Whether a consumer had seen a message before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Seen {
-    /// The first time (within the window): apply the effect.
-    First,
-    /// Seen before: apply nothing, acknowledge.
-    Again,
-}
 
 /// Records, per consumer, the messages whose effects were applied (see
 /// the module).
@@ -85,12 +76,7 @@ impl SqliteInbox {
         consumer: &str,
         message: &Message,
     ) -> Result<Seen, BusError> {
-        if consumer.is_empty() {
-            return Err(BusError::InvalidOption {
-                option: "consumer",
-                reason: "the inbox needs a consumer name, the one the effect belongs to".to_owned(),
-            });
-        }
+        check_consumer(consumer)?;
         let inserted = sqlx::query(
             "INSERT INTO plexus_inbox (consumer, source, id, seen_ms) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT DO NOTHING",

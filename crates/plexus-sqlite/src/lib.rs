@@ -66,5 +66,6 @@ mod writer;
 
 pub use bus::SqliteBus;
 pub use config::SqliteConfig;
-pub use inbox::{Seen, SqliteInbox};
+pub use inbox::SqliteInbox;
 pub use outbox::SqliteOutbox;
+pub use plexus_core::bus::Seen;

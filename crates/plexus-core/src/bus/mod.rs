@@ -27,6 +27,7 @@
 mod delivery;
 mod error;
 mod features;
+mod inbox;
 mod limits;
 mod publisher;
 mod subscriber;
@@ -37,6 +38,7 @@ use std::pin::Pin;
 pub use delivery::{Acker, Delivery};
 pub use error::BusError;
 pub use features::Features;
+pub use inbox::{Seen, check_consumer};
 pub use limits::{MAX_TOPIC_BYTES, check_topic, message_size};
 pub use publisher::Publisher;
 pub use subscriber::{StartFrom, SubscribeOptions, Subscriber, Subscription};

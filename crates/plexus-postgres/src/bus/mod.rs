@@ -1,11 +1,11 @@
 //! [`PostgresBus`]: the [`Publisher`] and [`Subscriber`] on PostgreSQL.
 
 mod answers;
-mod publish;
+pub(crate) mod publish;
 mod row;
 pub(crate) mod schema;
 mod setup;
-mod statements;
+pub(crate) mod statements;
 mod subscription;
 mod wake;
 

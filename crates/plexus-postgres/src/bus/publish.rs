@@ -5,8 +5,13 @@
 use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
 
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+
 use super::Shared;
 use super::row::Columns;
+use crate::PostgresConfig;
 
 /// Publishes `batch` to `topic` (see [`Publisher::publish`]).
 ///
@@ -19,15 +24,42 @@ pub(crate) async fn publish(
     if shared.closed.is_cancelled() {
         return Err(shared.closed_error("publisher"));
     }
+    let Some(columns) = checked(&shared.config, &shared.name, topic, &batch)? else {
+        return Ok(());
+    };
+    bind(sqlx::query(&shared.sql.publish), topic, &columns)
+        .execute(&shared.pool)
+        .await
+        .map_err(|e| {
+            shared.failed(
+                &format!("publishing {} messages to topic `{topic}`", batch.len()),
+                e,
+                "publisher",
+            )
+        })?;
+    // This bus's own members of the topic are woken at once; the others
+    // (other buses, other processes) by the notification.
+    shared.wakes.wake(topic);
+    shared.notifier.published(topic);
+    Ok(())
+}
+
+/// Checks `batch` for `topic` against the bounds of `config` (the bus
+/// `name` in errors): its columns, or `None` for an empty batch.
+pub(crate) fn checked<'a>(
+    config: &PostgresConfig,
+    name: &str,
+    topic: &str,
+    batch: &'a [Message],
+) -> Result<Option<Columns<'a>>, BusError> {
     check_topic(topic)?;
-    let config = &shared.config;
     let limit = config.max_message_bytes;
     let mut bytes = 0usize;
-    for message in &batch {
+    for message in batch {
         let size = message_size(message);
         if size > limit {
             return Err(BusError::TooLarge {
-                backend: shared.name.to_string(),
+                backend: name.to_owned(),
                 topic: topic.to_owned(),
                 id: message.id().to_owned(),
                 size,
@@ -37,7 +69,7 @@ pub(crate) async fn publish(
         bytes += size;
     }
     if batch.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     if batch.len() > config.max_batch_messages {
         return Err(BusError::Full {
@@ -58,13 +90,21 @@ pub(crate) async fn publish(
             ),
         });
     }
-    let columns = Columns::of(&batch).map_err(|(id, reason)| {
+    Columns::of(batch).map(Some).map_err(|(id, reason)| {
         BusError::invalid(
             "time",
             format!("message `{id}` on topic `{topic}`: {reason} (years -9999 to 9999)"),
         )
-    })?;
-    sqlx::query(&shared.sql.publish)
+    })
+}
+
+/// Binds `topic` and `columns` to the publish statement.
+pub(crate) fn bind<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    topic: &'q str,
+    columns: &'q Columns<'q>,
+) -> Query<'q, Postgres, PgArguments> {
+    query
         .bind(topic)
         .bind(&columns.ids)
         .bind(&columns.sources)
@@ -75,18 +115,4 @@ pub(crate) async fn publish(
         .bind(&columns.keys)
         .bind(&columns.headers)
         .bind(&columns.data)
-        .execute(&shared.pool)
-        .await
-        .map_err(|e| {
-            shared.failed(
-                &format!("publishing {} messages to topic `{topic}`", batch.len()),
-                e,
-                "publisher",
-            )
-        })?;
-    // This bus's own members of the topic are woken at once; the others
-    // (other buses, other processes) by the notification.
-    shared.wakes.wake(topic);
-    shared.notifier.published(topic);
-    Ok(())
 }

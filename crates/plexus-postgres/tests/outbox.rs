@@ -1,0 +1,276 @@
+//! The PostgreSQL outbox: messages written in the caller's transaction
+//! exist exactly when it commits, reach a relay in their key's order
+//! however the transactions' commits interleave (the visibility gap of
+//! TESTING.md, Watermill's `TestNotMissingMessages`), and wake it at
+//! commit.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::Schema;
+use futures::StreamExt as _;
+use plexus_bus::forward::Forwarder;
+use plexus_bus::memory::MemoryBus;
+use plexus_core::Message;
+use plexus_core::bus::{BusError, Publisher, SubscribeOptions, Subscriber};
+use plexus_postgres::{PostgresBus, PostgresOutbox};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::sync::oneshot;
+
+const TOPIC: &str = "outbox.orders";
+const KEY: &str = "order-7";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn event(id: &str) -> Message {
+    Message::builder("shop.OrderChanged", "/orders")
+        .id(id)
+        .key(KEY)
+        .payload("text/plain", Bytes::copy_from_slice(id.as_bytes()))
+        .build()
+        .unwrap()
+}
+
+/// The service's own pool and its table of orders, in the test's schema.
+async fn service(schema: &Schema) -> PgPool {
+    let pool = PgPoolOptions::new()
+        .max_connections(6)
+        .connect(&schema.url)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "CREATE TABLE \"{}\".orders (id text PRIMARY KEY)",
+        schema.name
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+/// Runs a forwarder from `TOPIC` on `source` to `TOPIC` on a memory bus;
+/// returns the destination's subscription and what stops the forwarder.
+async fn relay(
+    source: &PostgresBus,
+) -> (
+    plexus_core::bus::Subscription,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<plexus_bus::forward::Forwarded, BusError>>,
+) {
+    let destination = MemoryBus::new();
+    let out = destination
+        .subscribe(TOPIC, SubscribeOptions::group("audit"))
+        .await
+        .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let forwarder = Forwarder::new(
+        Arc::new(source.clone()),
+        TOPIC,
+        "relay",
+        Arc::new(destination),
+        TOPIC,
+    );
+    let task = tokio::spawn(forwarder.run(async move {
+        let _ = stopped.await;
+    }));
+    (out, stop, task)
+}
+
+async fn received(out: &mut plexus_core::bus::Subscription, until: &str) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some(until) {
+        let delivery = tokio::time::timeout(WAIT, out.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {got:?} relayed within {WAIT:?}"))
+            .expect("the subscription goes on")
+            .expect("a delivery");
+        got.push(delivery.message().id().to_owned());
+        delivery.ack().await.unwrap();
+    }
+    got
+}
+
+/// tx0, tx1, a rolled-back one and tx2 each write an order and its event
+/// through the outbox, then end in reverse: tx2 commits first, tx0 last.
+/// The relay, already waiting, gets the three committed events in the
+/// order they were written (their key's order), never the rolled-back
+/// one, and nothing before tx0 commits. The poll interval is longer than
+/// the test waits: only the notifications sent at commit wake it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reversed_commits_reach_the_relay_in_order_and_a_rollback_never() {
+    let url = common::machine_url();
+    let schema = Schema::fresh(&url);
+    let mut config = schema.config();
+    config.poll_interval = Duration::from_secs(600);
+    let bus = match PostgresBus::with_config(config).await {
+        Ok(bus) => bus,
+        Err(e) => return common::skip_or_fail("reversed_commits_reach_the_relay", &e.to_string()),
+    };
+    let pool = service(&schema).await;
+    let outbox = PostgresOutbox::for_bus(&bus);
+    let (mut out, stop, task) = relay(&bus).await;
+
+    let insert_order = format!("INSERT INTO \"{}\".orders (id) VALUES ($1)", schema.name);
+    let mut open = Vec::new();
+    for id in ["m0", "m1", "rolled-back", "m2"] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(&insert_order)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        outbox.publish(&mut tx, TOPIC, &[event(id)]).await.unwrap();
+        open.push((id, tx));
+    }
+    while let Some((id, tx)) = open.pop() {
+        if id == "rolled-back" {
+            tx.rollback().await.unwrap();
+        } else {
+            tx.commit().await.unwrap();
+        }
+        if !open.is_empty() {
+            // Nothing may pass while tx0 is open: not tx2's message
+            // (tx0's and tx1's would then come after it, or never).
+            let early = tokio::time::timeout(Duration::from_millis(200), out.next()).await;
+            assert!(
+                early.is_err(),
+                "relayed {:?} while tx0 was still open",
+                early
+                    .ok()
+                    .flatten()
+                    .map(|d| d.map(|d| d.message().id().to_owned()))
+            );
+        }
+    }
+    let mut tx = pool.begin().await.unwrap();
+    outbox
+        .publish(&mut tx, TOPIC, &[event("after")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        received(&mut out, "after").await,
+        ["m0", "m1", "m2", "after"]
+    );
+
+    stop.send(()).unwrap();
+    assert_eq!(task.await.unwrap().unwrap().messages, 4);
+    pool.close().await;
+    Publisher::close(&bus).await.unwrap();
+}
+
+/// A refusal decided before anything is sent (a message too large, a bad
+/// topic) leaves the transaction usable: its own write commits, without
+/// the refused messages, and an empty publish is nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_publish_leaves_the_transaction_usable() {
+    let url = common::machine_url();
+    let schema = Schema::fresh(&url);
+    let mut config = schema.config();
+    config.max_message_bytes = 1024;
+    let bus = match PostgresBus::with_config(config.clone()).await {
+        Ok(bus) => bus,
+        Err(e) => return common::skip_or_fail("a_refused_publish_leaves", &e.to_string()),
+    };
+    let pool = service(&schema).await;
+    let outbox = PostgresOutbox::new(&config).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "INSERT INTO \"{}\".orders (id) VALUES ('kept')",
+        schema.name
+    ))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let large = Message::builder("shop.OrderChanged", "/orders")
+        .id("large")
+        .payload("application/octet-stream", Bytes::from(vec![0u8; 4096]))
+        .build()
+        .unwrap();
+    let refused = outbox
+        .publish(&mut tx, TOPIC, &[event("small"), large])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, BusError::TooLarge { ref id, .. } if id == "large"),
+        "{refused}"
+    );
+    let bad_topic = outbox
+        .publish(&mut tx, "", &[event("x")])
+        .await
+        .unwrap_err();
+    assert!(bad_topic.to_string().contains("topic"), "{bad_topic}");
+    outbox.publish(&mut tx, TOPIC, &[]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut control = schema.connect().await;
+    assert_eq!(
+        schema
+            .count(&mut control, "SELECT count(*) FROM {s}.orders")
+            .await,
+        1
+    );
+    assert_eq!(
+        schema
+            .count(&mut control, "SELECT count(*) FROM {s}.messages")
+            .await,
+        0,
+        "no message of a refused publish is kept"
+    );
+    pool.close().await;
+    Publisher::close(&bus).await.unwrap();
+}
+
+/// Every attribute written through the outbox comes out of the bus as it
+/// went in (the outbox and the bus's publish share one statement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_attribute_survives_the_outbox() {
+    let url = common::machine_url();
+    let schema = Schema::fresh(&url);
+    let bus = match PostgresBus::with_config(schema.config()).await {
+        Ok(bus) => bus,
+        Err(e) => return common::skip_or_fail("every_attribute_survives", &e.to_string()),
+    };
+    let mut members = bus
+        .subscribe(TOPIC, SubscribeOptions::group("audit").from_earliest())
+        .await
+        .unwrap();
+    let pool = service(&schema).await;
+    let outbox = PostgresOutbox::for_bus(&bus);
+    let sent = Message::builder("shop.OrderPlaced", "/orders/eu")
+        .id("order-42")
+        .subject("orders/42")
+        .key("customer-9")
+        .time(std::time::UNIX_EPOCH + Duration::from_micros(1_790_000_000_123_456))
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
+        .payload("application/json", Bytes::from_static(br#"{"total":12}"#))
+        .build()
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    outbox
+        .publish(&mut tx, TOPIC, std::slice::from_ref(&sent))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let delivery = common::next(&mut members).await;
+    let got = delivery.message();
+    assert_eq!(got.id(), sent.id());
+    assert_eq!(got.source(), sent.source());
+    assert_eq!(got.ty(), sent.ty());
+    assert_eq!(got.subject(), sent.subject());
+    assert_eq!(got.key(), sent.key());
+    assert_eq!(got.time(), sent.time());
+    assert_eq!(got.data_content_type(), sent.data_content_type());
+    assert_eq!(got.headers(), sent.headers());
+    assert_eq!(got.payload(), sent.payload());
+    delivery.ack().await.unwrap();
+    drop(members);
+    pool.close().await;
+    Publisher::close(&bus).await.unwrap();
+}
