@@ -31,6 +31,8 @@ use futures::future::join_all;
 use plexus_core::Message;
 use plexus_core::bus::{Acker, BusError, Publisher, SubscribeOptions, Subscriber};
 
+use crate::lag::LagMeter;
+
 /// Moves messages from a topic of one bus to a topic of another (see the
 /// module).
 pub struct Forwarder {
@@ -42,6 +44,8 @@ pub struct Forwarder {
     batch: usize,
     retry: Duration,
     max_retry: Duration,
+    lag: Option<LagMeter>,
+    ack_deadline: Option<Duration>,
 }
 
 /// What a forwarder did until it stopped.
@@ -74,6 +78,8 @@ impl Forwarder {
             batch: 100,
             retry: Duration::from_millis(100),
             max_retry: Duration::from_secs(5),
+            lag: None,
+            ack_deadline: None,
         }
     }
 
@@ -92,14 +98,34 @@ impl Forwarder {
         self
     }
 
+    /// How long the source waits for this forwarder's answer before it
+    /// delivers a message again (to another forwarder of the group): how
+    /// soon the messages a crashed forwarder held move again. The source's
+    /// default unless set.
+    pub fn ack_deadline(mut self, deadline: Duration) -> Self {
+        self.ack_deadline = Some(deadline);
+        self
+    }
+
+    /// Records into `meter`, for each message the destination accepted,
+    /// the time since the message's `time` (see [`LagMeter`]): for an
+    /// outbox, its commit → publish lag.
+    pub fn lag(mut self, meter: LagMeter) -> Self {
+        self.lag = Some(meter);
+        self
+    }
+
     /// Forwards until `shutdown` completes or the source's subscription
     /// ends; the batch in hand is finished first. Errors when subscribing
     /// fails, when the subscription fails, or when the destination refuses
     /// a batch for good (its messages sent back to the source first).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
-        let options = SubscribeOptions::group(self.group.clone())
+        let mut options = SubscribeOptions::group(self.group.clone())
             .max_in_flight(self.batch)
             .from_earliest();
+        if let Some(deadline) = self.ack_deadline {
+            options = options.ack_deadline(deadline);
+        }
         let subscription = self.source.subscribe(&self.from, options).await?;
         let mut batches = subscription.ready_chunks(self.batch);
         let mut done = Forwarded::default();
@@ -159,7 +185,16 @@ impl Forwarder {
     /// Publishes `messages` to the destination; the count published.
     async fn publish(&self, messages: Vec<Message>) -> Result<u64, BusError> {
         let count = messages.len() as u64;
+        let times: Vec<_> = match &self.lag {
+            Some(_) => messages.iter().map(Message::time).collect(),
+            None => Vec::new(),
+        };
         self.destination.publish(&self.to, messages).await?;
+        if let Some(meter) = &self.lag {
+            for time in times {
+                meter.record_since(time);
+            }
+        }
         Ok(count)
     }
 }

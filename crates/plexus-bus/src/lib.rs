@@ -29,5 +29,6 @@
 //! ```
 
 pub mod forward;
+pub mod lag;
 pub mod memory;
 pub mod router;
