@@ -4,6 +4,7 @@ mod bench;
 mod bus;
 mod call;
 mod demo;
+mod relay;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,9 @@ enum Command {
     /// Print a topic's messages as CloudEvents JSON lines, acknowledging
     /// each once printed.
     Sub(bus::SubArgs),
+    /// Relay an outbox topic to another bus: publish what committed
+    /// transactions wrote, acknowledging at the source once accepted.
+    Relay(relay::Args),
     /// Measure plexus against the raw baseline in the same run.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             Command::Call(args) => Ok(call::run(args).await),
             Command::Pub(args) => bus::publish(args).await.map(|()| ExitCode::SUCCESS),
             Command::Sub(args) => bus::subscribe(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Relay(args) => relay::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });
