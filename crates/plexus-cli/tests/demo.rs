@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// Every row of the report: pattern and the invariant it checks.
-const ROWS: [(&str, &str); 9] = [
+const ROWS: [(&str, &str); 12] = [
     ("gRPC unary", "every order readable back"),
     ("gRPC server streaming", "every stream ended DELIVERED"),
     ("gRPC client streaming", "500 imported = 500 readable"),
@@ -23,6 +23,18 @@ const ROWS: [(&str, &str); 9] = [
         "every SSE stream ended DELIVERED",
     ),
     ("REST client mistakes", "each a 4xx naming the problem"),
+    (
+        "transactional outbox",
+        "each committed OrderPlaced relayed once",
+    ),
+    (
+        "inbox (inventory)",
+        "5 acks lost, 5 redeliveries dropped; effects applied twice: 0",
+    ),
+    (
+        "rolled-back order",
+        "refused in its transaction; its event never left",
+    ),
 ];
 
 fn wait(child: &mut Child, limit: Duration) -> ExitStatus {

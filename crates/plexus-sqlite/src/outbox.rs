@@ -27,7 +27,7 @@ use crate::{SqliteBus, SqliteConfig};
 /// transaction (see the module). Holds the bounds it applies and, made
 /// [`for_bus`](Self::for_bus), the bus to wake; cheap to clone and to keep
 /// beside a connection pool.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SqliteOutbox {
     max_message_bytes: usize,
     max_batch_messages: usize,

@@ -6,6 +6,8 @@
 //! |---|---|
 //! | [`orders`] (`shop.orders.v1.Orders`) | unary (`PlaceOrder`, `GetOrder`), server streaming (`WatchOrder`), client streaming (`ImportOrders`) |
 //! | [`support`] (`shop.support.v1.Support`) | bidirectional streaming (`Chat`) |
+//! | [`orders`] with an [`OrderLedger`](orders::OrderLedger) | transactional outbox: the order row and its `OrderPlaced` event in one SQLite transaction |
+//! | [`inventory`] (stock reservations on `OrderPlaced`) | inbox: each event's effect applied once, however often it comes |
 //! | [`notifications`] (email ×3, sms, analytics on `OrderPlaced`) | publish/subscribe: each consumer group gets every event, members of a group share them |
 //! | [`gateway`] (REST/JSON in front of orders) | synchronous HTTP: `POST /v1/orders`, `GET /v1/orders/{order_id}`, `GET /v1/orders/{order_id}/watch` (Server-Sent Events) |
 //!
@@ -25,6 +27,7 @@
 //! The protos live in `proto/shop/` at the root of the repository.
 
 pub mod gateway;
+pub mod inventory;
 pub mod notifications;
 pub mod orders;
 mod running;

@@ -1,6 +1,8 @@
 //! notifications: every group gets every OrderPlaced once; the members of
 //! the email group share them.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,17 +19,7 @@ async fn each_group_gets_every_event_once_and_email_members_share_them() {
         Arc::new(bus.clone()),
         NotificationsConfig::default(),
     );
-    let events: Vec<_> = (0..300)
-        .map(|n| {
-            OrderPlaced {
-                order_id: format!("ord-{n}"),
-                customer_id: "cus-1".to_owned(),
-                total_cents: 100,
-            }
-            .to_message()
-            .unwrap()
-        })
-        .collect();
+    let events = common::order_events(300);
     bus.publish(ORDER_PLACED_TOPIC, events).await.unwrap();
     let metrics = Arc::clone(notifications.metrics());
     tokio::time::timeout(Duration::from_secs(20), async {

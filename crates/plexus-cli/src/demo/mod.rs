@@ -12,6 +12,10 @@
 //! - [`faults`]: a call past its deadline, a call cancelled by its client;
 //! - [`rest`]: the REST/JSON gateway in front of orders (HTTP → gRPC),
 //!   Server-Sent Events, and client mistakes;
+//! - [`outbox`]: orders stores each order with its `OrderPlaced` event in
+//!   one SQLite transaction, a relay takes the events to the bus, and
+//!   inventory applies each once through its inbox; one order refused
+//!   inside its transaction must leave no event;
 //! - [`notifications`]: publish/subscribe on the bus (`--bus URL`, the
 //!   in-memory one by default): every `OrderPlaced` reaches each consumer
 //!   group once, members share them;
@@ -20,6 +24,7 @@
 mod faults;
 mod notifications;
 mod orders;
+mod outbox;
 mod report;
 mod rest;
 mod support;
@@ -75,6 +80,7 @@ pub struct Args {
 struct Shop {
     bus: Bus,
     notifications: Notifications,
+    pipeline: outbox::Pipeline,
     orders: Running<OrdersMetrics>,
     support: Running<SupportMetrics>,
     gateway: plexus_gateway::GatewayHandle,
@@ -95,8 +101,9 @@ impl Shop {
             };
             anyhow::bail!("the notification groups could not subscribe on `{bus_url}`: {why}");
         }
+        let pipeline = outbox::Pipeline::start(&bus).await?;
         let orders =
-            shop::orders::start_with_events(OrdersConfig::default(), Arc::clone(&bus.publisher))
+            shop::orders::start_with_outbox(OrdersConfig::default(), pipeline.ledger.clone())
                 .await
                 .context("starting the orders service on 127.0.0.1")?;
         let mut support = SupportConfig::default();
@@ -110,6 +117,7 @@ impl Shop {
         Ok(Shop {
             bus,
             notifications,
+            pipeline,
             orders,
             support,
             gateway,
@@ -129,6 +137,7 @@ impl Shop {
             .shutdown()
             .await
             .context("stopping the orders service")?;
+        self.pipeline.shutdown().await?;
         self.notifications
             .shutdown()
             .await
@@ -210,6 +219,7 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
     let watched = &rest_ids[..REST_WATCHES.min(rest_ids.len())];
     let rest_watch = rest::watch(&http, &base, watched, WATCH_STEP_MILLIS).await;
     let rest_mistakes = rest::mistakes(&http, &base).await;
+    let refused = outbox::over_limit(&orders_client).await;
     let placed = metrics.orders_placed();
     let pubsub = notifications::rows(shop.notifications.metrics(), placed).await;
     let sample = ids[ids.len() - 1].clone();
@@ -224,6 +234,7 @@ async fn drive(shop: &Shop) -> anyhow::Result<(Vec<Row>, String)> {
         rest_watch,
         rest_mistakes,
     ];
+    rows.extend(shop.pipeline.rows(placed, refused).await?);
     rows.extend(pubsub);
     Ok((rows, sample))
 }

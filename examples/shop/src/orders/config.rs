@@ -24,6 +24,11 @@ pub struct OrdersConfig {
     pub max_watch_step: Duration,
     /// Updates a `WatchOrder` producer may run ahead of its client. Default 8.
     pub watch_buffer: usize,
+    /// The most a customer's orders may add up to, in cents, where orders
+    /// are recorded in an [`OrderLedger`](super::OrderLedger); past it,
+    /// `PlaceOrder` fails with `FAILED_PRECONDITION`. Default 10,000,000
+    /// (100,000.00).
+    pub credit_limit_cents: u64,
 }
 
 impl Default for OrdersConfig {
@@ -36,6 +41,7 @@ impl Default for OrdersConfig {
             watch_step: Duration::from_millis(500),
             max_watch_step: Duration::from_secs(60),
             watch_buffer: 8,
+            credit_limit_cents: 10_000_000,
         }
     }
 }

@@ -1,8 +1,10 @@
 //! [`OrderPlaced`]: the event orders publishes for every order placed.
 //!
-//! Published after the order is stored and before `PlaceOrder` answers:
-//! if the publish fails the call fails with `UNAVAILABLE` although the
-//! order is stored (the dual write the transactional outbox removes).
+//! Two ways out: published straight to a bus after the order is stored
+//! and before `PlaceOrder` answers (if the publish fails the call fails
+//! with `UNAVAILABLE` although the order is stored: the dual write), or
+//! written with the order in one transaction through the outbox of an
+//! [`OrderLedger`] (no dual write: see `ledger.rs`).
 
 use std::sync::Arc;
 
@@ -10,6 +12,8 @@ use plexus_core::Message;
 use plexus_core::bus::Publisher;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
+
+use super::ledger::OrderLedger;
 
 /// The topic of [`OrderPlaced`] events.
 pub const ORDER_PLACED_TOPIC: &str = "shop.orders.placed";
@@ -52,35 +56,36 @@ impl OrderPlaced {
     }
 }
 
-/// Publishes [`OrderPlaced`] events.
+/// Where [`OrderPlaced`] events go.
 #[derive(Clone)]
-pub(super) struct Events {
-    publisher: Arc<dyn Publisher>,
+pub(super) enum Events {
+    /// Published to a bus once the order is stored.
+    Publish(Arc<dyn Publisher>),
+    /// Written with the order in one transaction.
+    Outbox(OrderLedger),
 }
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events").finish_non_exhaustive()
+        match self {
+            Events::Publish(_) => f.write_str("Events::Publish"),
+            Events::Outbox(ledger) => f.debug_tuple("Events::Outbox").field(ledger).finish(),
+        }
     }
 }
 
-impl Events {
-    pub(super) fn new(publisher: Arc<dyn Publisher>) -> Self {
-        Events { publisher }
-    }
-
-    pub(super) async fn placed(&self, event: OrderPlaced) -> Result<(), Status> {
-        let message = event
-            .to_message()
-            .map_err(|e| Status::internal(format!("cannot build the OrderPlaced event: {e}")))?;
-        self.publisher
-            .publish(ORDER_PLACED_TOPIC, vec![message])
-            .await
-            .map_err(|e| {
-                Status::unavailable(format!(
-                    "order {} is stored but its OrderPlaced event was not published: {e}",
-                    event.order_id
-                ))
-            })
-    }
+/// Publishes `event` to `publisher`.
+pub(super) async fn publish(publisher: &dyn Publisher, event: OrderPlaced) -> Result<(), Status> {
+    let message = event
+        .to_message()
+        .map_err(|e| Status::internal(format!("cannot build the OrderPlaced event: {e}")))?;
+    publisher
+        .publish(ORDER_PLACED_TOPIC, vec![message])
+        .await
+        .map_err(|e| {
+            Status::unavailable(format!(
+                "order {} is stored but its OrderPlaced event was not published: {e}",
+                event.order_id
+            ))
+        })
 }

@@ -16,10 +16,16 @@
 //!   ([`OrdersConfig::max_orders_per_import`]) all at once: invalid orders are
 //!   counted and skipped, the valid ones are stored together or not at all.
 //! - With an event publisher ([`start_with_events`]), every order placed is
-//!   announced as an [`OrderPlaced`] event on [`ORDER_PLACED_TOPIC`].
+//!   announced as an [`OrderPlaced`] event on [`ORDER_PLACED_TOPIC`]. With
+//!   an [`OrderLedger`] ([`start_with_outbox`]), each order is stored in
+//!   SQLite with its event in one transaction (the transactional outbox),
+//!   and a customer's orders are bounded by a credit limit
+//!   ([`OrdersConfig::credit_limit_cents`]; past it, `FAILED_PRECONDITION`
+//!   and nothing stored).
 
 mod config;
 mod events;
+mod ledger;
 mod metrics;
 mod service;
 mod start;
@@ -29,9 +35,10 @@ mod watch;
 
 pub use config::OrdersConfig;
 pub use events::{ORDER_PLACED_TOPIC, ORDER_PLACED_TYPE, OrderPlaced};
+pub use ledger::OrderLedger;
 pub use metrics::OrdersMetrics;
 pub use service::OrdersService;
-pub use start::{start, start_on, start_with_events};
+pub use start::{start, start_on, start_with_events, start_with_outbox};
 pub use validate::{MAX_ID_BYTES, MAX_QUANTITY, MAX_UNIT_PRICE_CENTS};
 
 /// Generated types and service traits of `shop.orders.v1`.

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status, Streaming};
 use plexus_core::bus::Publisher;
 
 use super::config::OrdersConfig;
-use super::events::{Events, OrderPlaced};
+use super::events::{Events, OrderPlaced, publish};
+use super::ledger::OrderLedger;
 use super::metrics::OrdersMetrics;
 use super::store::OrderStore;
 use super::v1::orders_server::{Orders, OrdersServer};
@@ -44,7 +45,16 @@ impl OrdersService {
     /// Announces every order placed as an
     /// [`OrderPlaced`](super::OrderPlaced) event through `publisher`.
     pub fn with_events(mut self, publisher: Arc<dyn Publisher>) -> Self {
-        self.events = Some(Events::new(publisher));
+        self.events = Some(Events::Publish(publisher));
+        self
+    }
+
+    /// Records every order placed in `ledger`, with its
+    /// [`OrderPlaced`](super::OrderPlaced) event in the same transaction
+    /// (the transactional outbox); an order the ledger refuses is not
+    /// placed.
+    pub fn with_outbox(mut self, ledger: OrderLedger) -> Self {
+        self.events = Some(Events::Outbox(ledger));
         self
     }
 
@@ -84,16 +94,34 @@ impl Orders for OrdersService {
         request: Request<PlaceOrderRequest>,
     ) -> Result<Response<PlaceOrderResponse>, Status> {
         let order = validate(request.into_inner(), self.config.max_items_per_order)?;
-        let stored = self.store.insert(order)?;
+        let stored = match &self.events {
+            Some(Events::Outbox(ledger)) => {
+                let order_id = self.store.reserve_id()?;
+                ledger
+                    .record(
+                        &OrderPlaced {
+                            order_id: order_id.clone(),
+                            customer_id: order.customer_id.clone(),
+                            total_cents: order.total_cents,
+                        },
+                        self.config.credit_limit_cents,
+                    )
+                    .await?;
+                self.store.insert_as(order_id, order)
+            }
+            _ => self.store.insert(order)?,
+        };
         OrdersMetrics::add(&self.metrics.orders_placed, 1);
-        if let Some(events) = &self.events {
-            events
-                .placed(OrderPlaced {
+        if let Some(Events::Publish(publisher)) = &self.events {
+            publish(
+                publisher.as_ref(),
+                OrderPlaced {
                     order_id: stored.order_id.clone(),
                     customer_id: stored.customer_id.clone(),
                     total_cents: stored.total_cents,
-                })
-                .await?;
+                },
+            )
+            .await?;
         }
         Ok(Response::new(PlaceOrderResponse {
             order_id: stored.order_id,

@@ -37,6 +37,20 @@ pub async fn start_with_events(
     .await
 }
 
+/// Serves the orders service on a free loopback port, recording every
+/// order placed with its [`OrderPlaced`](super::OrderPlaced) event in
+/// `ledger` (the transactional outbox).
+pub async fn start_with_outbox(
+    config: OrdersConfig,
+    ledger: super::OrderLedger,
+) -> Result<Running<OrdersMetrics>, plexus_rpc::Error> {
+    serve(
+        "127.0.0.1:0",
+        OrdersService::new(config).with_outbox(ledger),
+    )
+    .await
+}
+
 async fn serve(
     addr: &str,
     service: OrdersService,

@@ -23,10 +23,19 @@ struct Inner {
 }
 
 impl Inner {
-    fn insert(&mut self, order: ValidOrder) -> Order {
+    fn next_id(&mut self) -> String {
         self.last_id += 1;
+        format!("ord-{}", self.last_id)
+    }
+
+    fn insert(&mut self, order: ValidOrder) -> Order {
+        let order_id = self.next_id();
+        self.insert_as(order_id, order)
+    }
+
+    fn insert_as(&mut self, order_id: String, order: ValidOrder) -> Order {
         let stored = Order {
-            order_id: format!("ord-{}", self.last_id),
+            order_id,
             customer_id: order.customer_id,
             items: order.items,
             total_cents: order.total_cents,
@@ -68,6 +77,23 @@ impl OrderStore {
             return Err(self.full(inner.orders.len(), 1));
         }
         Ok(inner.insert(order))
+    }
+
+    /// Takes the id of an order about to be recorded elsewhere first (see
+    /// [`insert_as`](Self::insert_as)), refusing when the store is full.
+    pub(crate) fn reserve_id(&self) -> Result<String, Status> {
+        let mut inner = self.lock();
+        if inner.orders.len() >= self.capacity {
+            return Err(self.full(inner.orders.len(), 1));
+        }
+        Ok(inner.next_id())
+    }
+
+    /// Stores an order under the id [`reserve_id`](Self::reserve_id)
+    /// gave. Orders recorded concurrently may take the store past its
+    /// capacity by as many as are placed at once.
+    pub(crate) fn insert_as(&self, order_id: String, order: ValidOrder) -> Order {
+        self.lock().insert_as(order_id, order)
     }
 
     /// Stores every order, or none when they do not all fit. Returns their ids.

@@ -56,3 +56,19 @@ pub async fn wait_until(bound: Duration, mut condition: impl FnMut() -> bool) ->
     }
     condition()
 }
+
+/// `OrderPlaced` events of orders `ord-0`..`ord-{count-1}`, of customer
+/// `cus-1`, 100 cents each.
+pub fn order_events(count: usize) -> Vec<plexus_core::Message> {
+    (0..count)
+        .map(|n| {
+            shop::orders::OrderPlaced {
+                order_id: format!("ord-{n}"),
+                customer_id: "cus-1".to_owned(),
+                total_cents: 100,
+            }
+            .to_message()
+            .unwrap()
+        })
+        .collect()
+}
