@@ -274,3 +274,84 @@ async fn every_attribute_survives_the_outbox() {
     pool.close().await;
     Publisher::close(&bus).await.unwrap();
 }
+
+/// Three relays in one group share the outbox topic: every committed
+/// message reaches the destination once, each key's messages in the order
+/// their transactions committed (a key is with one relay at a time), and
+/// once relayed the rows are pruned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_of_one_group_share_the_topic_keeping_each_key_in_order() {
+    const KEYS: usize = 8;
+    const PER_KEY: usize = 40;
+    let url = common::machine_url();
+    let schema = Schema::fresh(&url);
+    let mut config = schema.config();
+    config.max_connections = 6;
+    let bus = match PostgresBus::with_config(config).await {
+        Ok(bus) => bus,
+        Err(e) => return common::skip_or_fail("relays_of_one_group_share", &e.to_string()),
+    };
+    let pool = service(&schema).await;
+    let outbox = PostgresOutbox::for_bus(&bus);
+    let destination = MemoryBus::new();
+    let mut out = destination
+        .subscribe(TOPIC, SubscribeOptions::group("audit"))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut relays = Vec::new();
+    for _ in 0..3 {
+        let forwarder = Forwarder::new(
+            Arc::new(bus.clone()),
+            TOPIC,
+            "relay",
+            Arc::new(destination.clone()),
+            TOPIC,
+        )
+        .batch(10);
+        let mut stopped = stopped.clone();
+        relays.push(tokio::spawn(forwarder.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })));
+    }
+    for n in 0..PER_KEY {
+        let mut tx = pool.begin().await.unwrap();
+        let batch: Vec<Message> = (0..KEYS)
+            .map(|k| {
+                Message::builder("shop.OrderChanged", "/orders")
+                    .id(format!("k{k}-{n}"))
+                    .key(format!("key-{k}"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        outbox.publish(&mut tx, TOPIC, &batch).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut next = [0usize; KEYS];
+    for _ in 0..KEYS * PER_KEY {
+        let delivery = common::next(&mut out).await;
+        let id = delivery.message().id().to_owned();
+        let (k, n) = id[1..].split_once('-').unwrap();
+        let (k, n): (usize, usize) = (k.parse().unwrap(), n.parse().unwrap());
+        assert_eq!(n, next[k], "key {k}: got message {n}, expected {}", next[k]);
+        next[k] += 1;
+        delivery.ack().await.unwrap();
+    }
+    stop.send(true).unwrap();
+    let mut relayed = 0;
+    for relay in relays {
+        relayed += relay.await.unwrap().unwrap().messages;
+    }
+    assert_eq!(
+        relayed,
+        (KEYS * PER_KEY) as u64,
+        "each message relayed once"
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(200), out.next()).await;
+    assert!(extra.is_err(), "a message relayed twice");
+    // Relayed and acknowledged: retention takes the rows.
+    assert_eq!(bus.prune().await.unwrap(), (KEYS * PER_KEY) as u64);
+    pool.close().await;
+    Publisher::close(&bus).await.unwrap();
+}
