@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::SqliteConfig;
 use crate::subscription;
+use crate::turns::WriteTurns;
 use crate::writer::{Command, Writer};
 
 /// The embedded durable bus on a SQLite database: a [`Publisher`] and a
@@ -32,6 +33,9 @@ pub(crate) struct Shared {
     pub(crate) commands: mpsc::Sender<Command>,
     /// Bytes of queued publishes (bounds the writer's queue in bytes).
     queued_bytes: Arc<Semaphore>,
+    /// The writer's turns at the database, shared with outbox
+    /// transactions of this process.
+    pub(crate) turns: WriteTurns,
     /// Cancelled when the bus closes.
     pub(crate) closed: CancellationToken,
 }
@@ -96,7 +100,8 @@ impl SqliteBus {
             })?;
         }
         let config = Arc::new(config);
-        let writer = Writer::open(Arc::clone(&config), Arc::clone(&name))
+        let turns = WriteTurns::default();
+        let writer = Writer::open(Arc::clone(&config), Arc::clone(&name), turns.clone())
             .await
             .map_err(|e| {
                 BusError::backend(
@@ -141,6 +146,7 @@ impl SqliteBus {
                 commands,
                 queued_bytes,
                 closed: CancellationToken::new(),
+                turns,
             }),
         })
     }
@@ -148,6 +154,11 @@ impl SqliteBus {
     /// The configuration the bus runs with.
     pub fn config(&self) -> &SqliteConfig {
         &self.shared.config
+    }
+
+    /// The order this process's writers of the database take turns in.
+    pub(crate) fn write_turns(&self) -> &WriteTurns {
+        &self.shared.turns
     }
 
     /// Tells the bus that another connection of this process committed

@@ -62,10 +62,11 @@ mod outbox;
 mod row;
 mod schema;
 mod subscription;
+mod turns;
 mod writer;
 
 pub use bus::SqliteBus;
 pub use config::SqliteConfig;
 pub use inbox::SqliteInbox;
-pub use outbox::SqliteOutbox;
+pub use outbox::{OutboxTransaction, SqliteOutbox};
 pub use plexus_core::bus::Seen;

@@ -15,13 +15,62 @@
 //! [`for_bus`](SqliteOutbox::for_bus)); otherwise within
 //! [`SqliteConfig::poll_interval`](crate::SqliteConfig::poll_interval), as
 //! it learns of another process's writes.
+//!
+//! Begin the transaction with [`SqliteOutbox::begin`]: it waits its turn
+//! among this process's writers of the database, the bus's own included,
+//! and then takes the write lock (`BEGIN IMMEDIATE`), so that the
+//! service's transactions and the relay's claims and acks follow each
+//! other instead of meeting in SQLite's busy handler, which sleeps up to
+//! 100 ms between tries. While such a transaction is open, the bus waits:
+//! do not wait on the bus (a publish, an ack) inside it.
+
+use std::ops::{Deref, DerefMut};
 
 use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
-use sqlx::{Connection, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use crate::row::{INSERT_COLUMNS, bind_message};
+use crate::turns::Turn;
 use crate::{SqliteBus, SqliteConfig};
+
+/// A transaction begun by [`SqliteOutbox::begin`]: the caller's
+/// [`Transaction`] (it derefs to it) holding its turn among this
+/// process's writers until it is committed (through
+/// [`SqliteOutbox::commit`]) or dropped (rolled back).
+#[derive(Debug)]
+pub struct OutboxTransaction<'c> {
+    tx: Transaction<'c, Sqlite>,
+    _turn: Option<Turn>,
+}
+
+impl OutboxTransaction<'_> {
+    /// Rolls the transaction back (as dropping it does) and ends its turn.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl<'c> From<Transaction<'c, Sqlite>> for OutboxTransaction<'c> {
+    /// A transaction begun without waiting for a turn.
+    fn from(tx: Transaction<'c, Sqlite>) -> Self {
+        OutboxTransaction { tx, _turn: None }
+    }
+}
+
+impl<'c> Deref for OutboxTransaction<'c> {
+    type Target = Transaction<'c, Sqlite>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for OutboxTransaction<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
 
 /// Appends messages to a SQLite bus's topics inside the caller's own
 /// transaction (see the module). Holds the bounds it applies and, made
@@ -60,12 +109,34 @@ impl SqliteOutbox {
         }
     }
 
+    /// Begins a write transaction on `pool` (a pool on the bus's
+    /// database): with an outbox made [`for_bus`](Self::for_bus), after
+    /// this process's writers before it (the bus's own included), then
+    /// `BEGIN IMMEDIATE`. See the module.
+    pub async fn begin<'p>(
+        &self,
+        pool: &'p SqlitePool,
+    ) -> Result<OutboxTransaction<'p>, sqlx::Error> {
+        let turn = match &self.bus {
+            Some(bus) => Some(bus.write_turns().take().await),
+            None => None,
+        };
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(OutboxTransaction { tx, _turn: turn })
+    }
+
     /// Commits `tx`, then tells the bus of [`for_bus`](Self::for_bus) that
-    /// it has new messages ([`SqliteBus::notify_written`]). Committing `tx`
-    /// directly works too; the bus then finds its messages within its
-    /// poll interval.
-    pub async fn commit(&self, tx: Transaction<'_, Sqlite>) -> Result<(), sqlx::Error> {
+    /// it has new messages ([`SqliteBus::notify_written`]). Committing a
+    /// transaction directly works too; the bus then finds its messages
+    /// within its poll interval.
+    pub async fn commit<'c>(
+        &self,
+        tx: impl Into<OutboxTransaction<'c>>,
+    ) -> Result<(), sqlx::Error> {
+        let OutboxTransaction { tx, _turn: turn } = tx.into();
         tx.commit().await?;
+        // The bus's writer may go on.
+        drop(turn);
         if let Some(bus) = &self.bus {
             bus.notify_written();
         }

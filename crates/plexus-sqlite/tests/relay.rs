@@ -84,7 +84,7 @@ async fn an_outbox_for_the_bus_wakes_its_subscriptions_at_commit() {
         bus.publish("elsewhere", vec![numbered(0, None)])
             .await
             .unwrap();
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = outbox.begin(&pool).await.unwrap();
         outbox
             .publish(&mut tx, "orders", &[numbered(n, None)])
             .await
@@ -98,5 +98,39 @@ async fn an_outbox_for_the_bus_wakes_its_subscriptions_at_commit() {
         assert_eq!(number(delivery.message()), n);
         delivery.ack().await.unwrap();
     }
+    Publisher::close(&bus).await.unwrap();
+}
+
+/// An outbox transaction begun through the outbox of a bus takes its turn
+/// among the bus's writes: the bus's next write waits for it to end (on
+/// a queue, not in SQLite's sleeping busy handler), and goes on at once
+/// when it commits.
+#[tokio::test]
+async fn an_outbox_transaction_and_the_bus_take_turns() {
+    let db = TempDb::new();
+    let config = db.config();
+    let bus = db.open_with(config.clone()).await;
+    let pool = service_pool(&config).await;
+    let outbox = SqliteOutbox::for_bus(&bus);
+    let mut tx = outbox.begin(&pool).await.unwrap();
+    outbox
+        .publish(&mut tx, "orders", &[numbered(1, None)])
+        .await
+        .unwrap();
+    let mut publishing = {
+        let bus = bus.clone();
+        tokio::spawn(async move { bus.publish("elsewhere", vec![numbered(2, None)]).await })
+    };
+    let early = tokio::time::timeout(Duration::from_millis(200), &mut publishing).await;
+    assert!(
+        early.is_err(),
+        "the bus wrote while the outbox transaction was open"
+    );
+    outbox.commit(tx).await.unwrap();
+    tokio::time::timeout(WAIT, publishing)
+        .await
+        .expect("the bus's write goes on once the transaction ended")
+        .unwrap()
+        .unwrap();
     Publisher::close(&bus).await.unwrap();
 }

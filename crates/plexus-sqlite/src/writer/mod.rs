@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use crate::SqliteConfig;
 use crate::schema;
+use crate::turns::WriteTurns;
 
 pub(crate) use command::Command;
 pub(crate) use group::{Claimed, Joined};
@@ -50,6 +51,11 @@ struct Effects {
 /// The task owning the connection.
 pub(crate) struct Writer {
     connection: SqliteConnection,
+    /// Held through each of the writer's transactions, and by outbox
+    /// transactions of this process on the same database
+    /// ([`WriteTurns`]): they take turns here, in order, instead of in
+    /// SQLite's busy handler, which sleeps.
+    turns: WriteTurns,
     config: Arc<SqliteConfig>,
     /// The backend's name in errors (names the database file).
     name: Arc<str>,
@@ -105,11 +111,13 @@ impl Writer {
     pub(crate) async fn open(
         config: Arc<SqliteConfig>,
         name: Arc<str>,
+        turns: WriteTurns,
     ) -> Result<Self, sqlx::Error> {
         let connection = schema::open(&config).await?;
         let now = Instant::now();
         Ok(Writer {
             connection,
+            turns,
             cache: cache::Cache::new(config.cache_bytes),
             parked: Vec::new(),
             unparked: Vec::new(),
@@ -252,6 +260,7 @@ impl Writer {
     async fn transaction_inner(&mut self, batch: &[Command]) -> Result<Vec<Outcome>, BusError> {
         self.effects = Effects::default();
         let now = now_ms();
+        let _turn = self.turns.take().await;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.connection)
             .await

@@ -38,6 +38,7 @@ impl Writer {
 
     async fn retention_transaction(&mut self) -> Result<bool, BusError> {
         self.effects = Default::default();
+        let _turn = self.turns.take().await;
         sqlx::query("BEGIN IMMEDIATE")
             .execute(&mut self.connection)
             .await

@@ -74,8 +74,8 @@ impl OrderLedger {
         let total = i64::try_from(order.total_cents)
             .map_err(|_| Status::invalid_argument("total_cents: too large to store"))?;
         let mut tx = self
-            .pool
-            .begin()
+            .outbox
+            .begin(&self.pool)
             .await
             .map_err(|e| failed("starting the transaction", &e))?;
         sqlx::query(
@@ -84,7 +84,7 @@ impl OrderLedger {
         .bind(&order.order_id)
         .bind(&order.customer_id)
         .bind(total)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| failed("storing the order", &e))?;
         self.outbox
@@ -97,7 +97,7 @@ impl OrderLedger {
             "SELECT coalesce(sum(total_cents), 0) FROM shop_orders WHERE customer_id = ?1",
         )
         .bind(&order.customer_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| failed("checking the customer's credit", &e))?;
         if u64::try_from(owed).unwrap_or(u64::MAX) > credit_limit_cents {
