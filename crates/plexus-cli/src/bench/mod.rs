@@ -8,6 +8,7 @@
 mod bus;
 mod http;
 mod load;
+mod outbox;
 mod output;
 mod report;
 mod rpc;
@@ -25,6 +26,9 @@ pub enum Command {
     /// Bus: publish + consume throughput and latency of a backend against
     /// its raw baseline.
     Bus(bus::Args),
+    /// Outbox: what the transactional outbox costs a transaction, its
+    /// relay against raw publishing, and the commit → publish lag.
+    Outbox(outbox::Args),
 }
 
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -32,6 +36,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Rpc(args) => rpc::run(args).await,
         Command::Http(args) => http::run(args).await,
         Command::Bus(args) => bus::run(args).await,
+        Command::Outbox(args) => outbox::run(args).await,
     }
 }
 
