@@ -30,7 +30,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 11;
+pub(crate) const VERSION: i32 = 14;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -343,16 +343,59 @@ DECLARE
     v_run record;
     v_acked record;
     v_from bigint;
+    v_gone_groups bigint[];
+    v_gone_firsts bigint[];
+    v_gone_lasts bigint[];
+    v_groups bigint[];
+    v_firsts bigint[];
+    v_lasts bigint[];
+    v_attempts integer[];
+    v_rows tid[];
 BEGIN
-    DELETE FROM {s}.pending p
-    USING unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
-    WHERE p.group_id = a.g AND p.seq BETWEEN a.first_seq AND a.last_seq
-      AND coalesce(p.last_seq, p.seq) <= a.last_seq AND p.attempt = a.attempt;
+    -- The rows in each range, found through the primary key in its order
+    -- and locked, then deleted by their row ids: joined on `group_id`
+    -- alone, a generic plan took the `pending_due` index and filtered a
+    -- group's every row per range (25 ms for 500 acks, measured).
+    SELECT coalesce(array_agg(r.ctid), '{}') INTO v_rows
+    FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+    CROSS JOIN LATERAL (
+        SELECT q.ctid FROM {s}.pending q
+        WHERE q.group_id = a.g AND q.seq >= a.first_seq AND q.seq <= a.last_seq
+          AND coalesce(q.last_seq, q.seq) <= a.last_seq AND q.attempt = a.attempt
+        ORDER BY q.group_id, q.seq
+        FOR UPDATE) r;
+    WITH gone AS (
+        DELETE FROM {s}.pending p WHERE p.ctid = ANY (v_rows)
+        RETURNING p.group_id, p.seq, coalesce(p.last_seq, p.seq) AS last_seq
+    )
+    SELECT coalesce(array_agg(gone.group_id), '{}'), coalesce(array_agg(gone.seq), '{}'),
+           coalesce(array_agg(gone.last_seq), '{}')
+      INTO v_gone_groups, v_gone_firsts, v_gone_lasts FROM gone;
+    -- A range that begins where a deleted row began and ends where one
+    -- ended is done: rows do not overlap, so none reaches into it from
+    -- outside. The others (a part of a run acknowledged) are looked at
+    -- below. Looking at every range there walks, for each, back over the
+    -- index entries this call just deleted (dead, not yet reclaimable):
+    -- 500 acks of keyed messages took 50 to 90 ms, measured. Only arrays
+    -- are joined here, so a hash join reads no table.
+    PERFORM set_config('enable_hashjoin', 'on', true);
+    SELECT coalesce(array_agg(a.g), '{}'), coalesce(array_agg(a.first_seq), '{}'),
+           coalesce(array_agg(a.last_seq), '{}'), coalesce(array_agg(a.attempt), '{}')
+      INTO v_groups, v_firsts, v_lasts, v_attempts
+      FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+     WHERE NOT EXISTS (SELECT 1 FROM unnest(v_gone_groups, v_gone_firsts) AS b(g, seq)
+                       WHERE b.g = a.g AND b.seq = a.first_seq)
+        OR NOT EXISTS (SELECT 1 FROM unnest(v_gone_groups, v_gone_lasts) AS e(g, last_seq)
+                       WHERE e.g = a.g AND e.last_seq = a.last_seq);
+    PERFORM set_config('enable_hashjoin', 'off', true);
+    IF cardinality(v_groups) = 0 THEN
+        RETURN;
+    END IF;
     -- Runs do not overlap within a group: one reaching into a range
     -- starts last before its end or last before its start.
     FOR v_part IN
         SELECT DISTINCT c.group_id, c.seq
-        FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+        FROM unnest(v_groups, v_firsts, v_lasts, v_attempts) AS a(g, first_seq, last_seq, attempt)
         CROSS JOIN LATERAL (
             (SELECT q.group_id, q.seq, q.last_seq, q.attempt FROM {s}.pending q
              WHERE q.group_id = a.g AND q.seq <= a.last_seq ORDER BY q.seq DESC LIMIT 1)
@@ -369,7 +412,7 @@ BEGIN
         v_from := v_run.seq;
         FOR v_acked IN
             SELECT a.first_seq, a.last_seq
-            FROM unnest(p_groups, p_firsts, p_lasts, p_attempts) AS a(g, first_seq, last_seq, attempt)
+            FROM unnest(v_groups, v_firsts, v_lasts, v_attempts) AS a(g, first_seq, last_seq, attempt)
             WHERE a.g = v_run.group_id AND a.attempt = v_run.attempt
               AND a.last_seq >= v_run.seq AND a.first_seq <= v_run.last_seq
             ORDER BY a.first_seq
