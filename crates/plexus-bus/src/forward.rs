@@ -10,9 +10,11 @@
 //! batch, and acknowledges them once the publish returns. So nothing is
 //! lost: a crash between the publish and the acks delivers those messages
 //! again, and they are published again (at least once; a consumer's
-//! inbox drops the duplicates). One batch is out at a time, so the
+//! inbox drops the duplicates). One publish is out at a time, so the
 //! destination receives a key's messages in the order the source delivers
-//! them; several forwarders in one group share the topic, and a source
+//! them; the acknowledgements of the last few batches run meanwhile
+//! ([`Forwarder::acks_ahead`]), so a source that commits each ack (a
+//! database) does not stall the next publish. Several forwarders in one group share the topic, and a source
 //! with per-key order gives each key to one of them at a time.
 //!
 //! When the destination refuses a batch for a while (down, full), its
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use plexus_core::Message;
 use plexus_core::bus::{Acker, BusError, Publisher, SubscribeOptions, Subscriber};
 
@@ -46,6 +49,7 @@ pub struct Forwarder {
     max_retry: Duration,
     lag: Option<LagMeter>,
     ack_deadline: Option<Duration>,
+    acks_ahead: usize,
 }
 
 /// What a forwarder did until it stopped.
@@ -80,6 +84,7 @@ impl Forwarder {
             max_retry: Duration::from_secs(5),
             lag: None,
             ack_deadline: None,
+            acks_ahead: 4,
         }
     }
 
@@ -95,6 +100,18 @@ impl Forwarder {
     pub fn retry(mut self, first: Duration, max: Duration) -> Self {
         self.retry = first;
         self.max_retry = max.max(first);
+        self
+    }
+
+    /// How many batches the destination accepted may still be being
+    /// acknowledged at the source while the forwarder publishes the next
+    /// (4 by default; 0: each batch's acks end before the next is taken).
+    /// Publishes stay one at a time, in delivery order; this only keeps
+    /// the source's acknowledgement (a commit, on a database) off the
+    /// path from one batch to the next. The forwarder holds at most
+    /// `batch × (acks_ahead + 1)` messages from the source.
+    pub fn acks_ahead(mut self, batches: usize) -> Self {
+        self.acks_ahead = batches;
         self
     }
 
@@ -120,8 +137,10 @@ impl Forwarder {
     /// fails, when the subscription fails, or when the destination refuses
     /// a batch for good (its messages sent back to the source first).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
+        // The batch in hand and the ones being acknowledged.
+        let held = self.batch.saturating_mul(self.acks_ahead + 1);
         let mut options = SubscribeOptions::group(self.group.clone())
-            .max_in_flight(self.batch)
+            .max_in_flight(held)
             .from_earliest();
         if let Some(deadline) = self.ack_deadline {
             options = options.ack_deadline(deadline);
@@ -130,12 +149,14 @@ impl Forwarder {
         let mut batches = subscription.ready_chunks(self.batch);
         let mut done = Forwarded::default();
         let mut wait = self.retry;
+        let mut acking = FuturesUnordered::new();
         tokio::pin!(shutdown);
         loop {
             let items = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                items = batches.next() => match items {
+                Some(()) = acking.next(), if !acking.is_empty() => continue,
+                items = batches.next(), if acking.len() < self.acks_ahead.max(1) => match items {
                     Some(items) => items,
                     None => break,
                 },
@@ -155,13 +176,19 @@ impl Forwarder {
             }
             if let Some(error) = failed {
                 send_back(ackers, Duration::ZERO).await;
+                finish(&mut acking).await;
                 return Err(error);
             }
             match self.publish(messages).await {
                 Ok(count) => {
                     done.messages += count;
                     wait = self.retry;
-                    acknowledge(ackers).await;
+                    let acks = acknowledge(ackers);
+                    if self.acks_ahead == 0 {
+                        acks.await;
+                    } else {
+                        acking.push(acks);
+                    }
                 }
                 Err(error) if passing(&error) => {
                     done.refused_batches += 1;
@@ -175,10 +202,12 @@ impl Forwarder {
                 }
                 Err(error) => {
                     send_back(ackers, Duration::ZERO).await;
+                    finish(&mut acking).await;
                     return Err(error);
                 }
             }
         }
+        finish(&mut acking).await;
         Ok(done)
     }
 
@@ -197,6 +226,11 @@ impl Forwarder {
         }
         Ok(count)
     }
+}
+
+/// Waits for the acknowledgements under way.
+async fn finish<F: Future<Output = ()>>(acking: &mut FuturesUnordered<F>) {
+    while acking.next().await.is_some() {}
 }
 
 /// Whether the destination may take a batch it refused with `error` later
