@@ -24,7 +24,9 @@
 //! 100 ms between tries. While such a transaction is open, the bus waits:
 //! do not wait on the bus (a publish, an ack) inside it.
 
+use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::LazyLock;
 
 use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
@@ -144,11 +146,20 @@ impl SqliteOutbox {
     }
 
     /// Appends `messages` to `topic` inside `tx`: they become messages of
-    /// the topic when, and only when, `tx` commits. All or none: the
-    /// messages are written under a savepoint, so an error (a bad topic, a
-    /// message too large, a full topic, the database failing) leaves `tx`
-    /// as it found it, and the caller may still commit its own writes
-    /// without them, or roll back.
+    /// the topic when, and only when, `tx` commits. All or none: an error
+    /// (a bad topic, a message too large, a full topic, the database
+    /// failing) leaves `tx` as it found it, and the caller may still
+    /// commit its own writes without them, or roll back; but for the
+    /// error saying that SQLite rolled `tx` back itself (as it does on a
+    /// full disk or an I/O error), after which only a rollback remains.
+    ///
+    /// A batch of up to 16 messages to a topic that exists and has room
+    /// takes two statements: one counts the messages in the topic (after
+    /// checking its room), one inserts them all. A single statement is
+    /// all or none, and SQLite's transaction outlives a statement that
+    /// failed, so if the insert fails the count is taken back. Any other
+    /// publish (the topic's first, a full topic, a larger batch) is
+    /// written under a savepoint.
     pub async fn publish(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
@@ -181,10 +192,26 @@ impl SqliteOutbox {
                 ),
             });
         }
-        let mut savepoint = Connection::begin(&mut **tx)
+        let connection: &mut SqliteConnection = tx;
+        let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
+        if messages.len() <= ONE_STATEMENT {
+            match self.reserve_existing(connection, topic, count).await {
+                Ok(Some(topic_id)) => {
+                    return match insert(connection, topic_id, messages).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(failed(connection, topic, &e, Some((topic_id, count))).await),
+                    };
+                }
+                // The topic is missing or full: the general way makes it
+                // or says how full it is.
+                Ok(None) => {}
+                Err(e) => return Err(failed(connection, topic, &e, None).await),
+            }
+        }
+        let mut savepoint = Connection::begin(&mut *connection)
             .await
             .map_err(|e| error(topic, &e))?;
-        match self.append(&mut savepoint, topic, messages).await {
+        match self.append(&mut savepoint, topic, messages, count).await {
             Ok(()) => savepoint.commit().await.map_err(|e| error(topic, &e)),
             Err(refused) => match savepoint.rollback().await {
                 Ok(()) => Err(refused),
@@ -198,24 +225,42 @@ impl SqliteOutbox {
         }
     }
 
-    /// Writes `messages` (checked) to `topic` on `connection`.
+    /// Counts `count` more messages in the `retained` of `topic` and
+    /// returns its id, in one statement, if the topic exists and has room
+    /// for them by [`reserve`](Self::reserve)'s rule; `None`, having
+    /// written nothing, if it is missing or full.
+    async fn reserve_existing(
+        &self,
+        connection: &mut SqliteConnection,
+        topic: &str,
+        count: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "UPDATE plexus_topics SET retained = retained + ?1 \
+             WHERE name = ?2 AND (retained + ?1 <= ?3 \
+               OR NOT EXISTS (SELECT 1 FROM plexus_groups WHERE topic_id = plexus_topics.id)) \
+             RETURNING id",
+        )
+        .bind(count)
+        .bind(topic)
+        .bind(self.capacity())
+        .fetch_optional(&mut *connection)
+        .await
+    }
+
+    /// Writes `messages` (checked, `count` of them) to `topic` on
+    /// `connection`, under the caller's savepoint.
     async fn append(
         &self,
         connection: &mut SqliteConnection,
         topic: &str,
         messages: &[Message],
+        count: i64,
     ) -> Result<(), BusError> {
-        let topic_id = self.reserve(connection, topic, messages.len()).await?;
-        let sql = format!(
-            "INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        );
-        for message in messages {
-            bind_message(sqlx::query(&sql), topic_id, message)
-                .execute(&mut *connection)
-                .await
-                .map_err(|e| error(topic, &e))?;
-        }
-        Ok(())
+        let topic_id = self.reserve(connection, topic, count).await?;
+        insert(connection, topic_id, messages)
+            .await
+            .map_err(|e| error(topic, &e))
     }
 
     /// The id of `topic` (made if missing), with room for `count` more
@@ -226,23 +271,19 @@ impl SqliteOutbox {
         &self,
         connection: &mut SqliteConnection,
         topic: &str,
-        count: usize,
+        count: i64,
     ) -> Result<i64, BusError> {
-        let count = i64::try_from(count).unwrap_or(i64::MAX);
-        sqlx::query("INSERT INTO plexus_topics (name) VALUES (?1) ON CONFLICT (name) DO NOTHING")
-            .bind(topic)
-            .execute(&mut *connection)
-            .await
-            .map_err(|e| error(topic, &e))?;
         let (topic_id, retained): (i64, i64) = sqlx::query_as(
-            "UPDATE plexus_topics SET retained = retained + ?1 WHERE name = ?2 RETURNING id, retained",
+            "INSERT INTO plexus_topics (name, retained) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET retained = retained + excluded.retained \
+             RETURNING id, retained",
         )
-        .bind(count)
         .bind(topic)
+        .bind(count)
         .fetch_one(&mut *connection)
         .await
         .map_err(|e| error(topic, &e))?;
-        let capacity = i64::try_from(self.topic_capacity).unwrap_or(i64::MAX);
+        let capacity = self.capacity();
         if retained <= capacity {
             return Ok(topic_id);
         }
@@ -262,6 +303,129 @@ impl SqliteOutbox {
                 retained - count
             ),
         })
+    }
+
+    /// A topic's capacity, as SQLite counts.
+    fn capacity(&self) -> i64 {
+        i64::try_from(self.topic_capacity).unwrap_or(i64::MAX)
+    }
+}
+
+/// The most messages that [`SqliteOutbox::publish`] inserts in one
+/// statement of exactly their number (a power of two, for [`chunk_rows`]).
+const ONE_STATEMENT: usize = 16;
+const _: () = assert!(ONE_STATEMENT.is_power_of_two());
+
+/// The most rows of one INSERT: SQLite binds at most 32,766 parameters,
+/// 2,978 rows of [`COLUMNS_PER_ROW`].
+const MOST_ROWS: usize = 2048;
+
+/// Parameters that [`bind_message`] binds per message.
+const COLUMNS_PER_ROW: usize = 11;
+
+/// The INSERT of each number of rows that [`chunk_rows`] gives: 1 to
+/// [`ONE_STATEMENT`], and the powers of two above up to [`MOST_ROWS`].
+/// Each is a prepared statement cached on the caller's connection,
+/// hence few of them.
+static INSERTS: LazyLock<BTreeMap<usize, String>> = LazyLock::new(|| {
+    let row = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
+    let powers = std::iter::successors(Some(2 * ONE_STATEMENT), |rows| Some(2 * rows))
+        .take_while(|rows| *rows <= MOST_ROWS);
+    (1..=ONE_STATEMENT)
+        .chain(powers)
+        .map(|rows| {
+            let values = vec![row.as_str(); rows].join(", ");
+            let sql = format!("INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES {values}");
+            (rows, sql)
+        })
+        .collect()
+});
+
+/// The rows of the next INSERT when `rest` messages are left: all of
+/// them up to [`ONE_STATEMENT`], else the largest power of two of them,
+/// at most [`MOST_ROWS`].
+fn chunk_rows(rest: usize) -> usize {
+    if rest <= ONE_STATEMENT {
+        rest
+    } else {
+        1 << rest.min(MOST_ROWS).ilog2()
+    }
+}
+
+/// Inserts `messages` into topic `topic_id`, in one statement per
+/// [`chunk_rows`]: all or none only when that is one statement.
+async fn insert(
+    connection: &mut SqliteConnection,
+    topic_id: i64,
+    messages: &[Message],
+) -> Result<(), sqlx::Error> {
+    let mut rest = messages;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_rows(rest.len()));
+        let sql = &INSERTS[&chunk.len()];
+        let mut query = sqlx::query(sql.as_str());
+        for message in chunk {
+            query = bind_message(query, topic_id, message);
+        }
+        query.execute(&mut *connection).await?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// The error of a publish without a savepoint whose statement failed
+/// with `cause`, after taking back the count it `reserved` (the topic's
+/// id, the count). SQLite rolls the whole transaction back on a few
+/// errors (a full disk, an I/O error, memory running out), and runs each
+/// later statement on its own: taking the count back then would commit
+/// it. So a `BEGIN` tells first: inside a transaction it fails; if it
+/// succeeds, it is rolled back and nothing is taken back. (These rare
+/// statements are not kept prepared on the caller's connection.)
+async fn failed(
+    connection: &mut SqliteConnection,
+    topic: &str,
+    cause: &sqlx::Error,
+    reserved: Option<(i64, i64)>,
+) -> BusError {
+    let failed = error(topic, cause);
+    if sqlx::query("BEGIN")
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+        .is_ok()
+    {
+        let ended = match sqlx::query("ROLLBACK")
+            .persistent(false)
+            .execute(&mut *connection)
+            .await
+        {
+            Ok(_) => String::new(),
+            Err(e) => format!(" (and ending the check's own transaction failed: {e})"),
+        };
+        return BusError::backend(
+            BACKEND,
+            format!(
+                "{failed}; SQLite rolled the caller's transaction back with it{ended}: roll it back"
+            ),
+        );
+    }
+    let Some((topic_id, count)) = reserved else {
+        return failed;
+    };
+    let undone = sqlx::query("UPDATE plexus_topics SET retained = retained - ?1 WHERE id = ?2")
+        .persistent(false)
+        .bind(count)
+        .bind(topic_id)
+        .execute(&mut *connection)
+        .await;
+    match undone {
+        Ok(_) => failed,
+        Err(e) => BusError::backend(
+            BACKEND,
+            format!(
+                "{failed}; then undoing the partial publish failed: {e}; roll the transaction back"
+            ),
+        ),
     }
 }
 

@@ -149,3 +149,161 @@ async fn every_attribute_survives_the_outbox() {
     delivery.ack().await.unwrap();
     shop.close().await;
 }
+
+/// The `retained` count of `topic` as `tx` sees it.
+async fn retained(tx: &mut sqlx::SqliteConnection, topic: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT retained FROM plexus_topics WHERE name = ?1")
+        .bind(topic)
+        .fetch_optional(tx)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn batches_of_every_size_arrive_whole_and_in_order() {
+    let mut shop = Shop::open(None).await;
+    let mut tx = shop.pool.begin().await.unwrap();
+    // One INSERT of each small size; chunks of powers of two past them.
+    let mut next = 0;
+    for size in [1, 2, 16, 17, 31, 40, 100] {
+        let batch: Vec<Message> = (next..next + size).map(|n| numbered(n, None)).collect();
+        shop.outbox
+            .publish(&mut tx, "orders", &batch)
+            .await
+            .unwrap();
+        next += size;
+    }
+    assert_eq!(retained(&mut tx, "orders").await, Some(next as i64));
+    tx.commit().await.unwrap();
+    let all = shop.receive(next).await;
+    assert_eq!(all, (0..next).collect::<Vec<_>>());
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn the_first_publish_to_a_topic_makes_it() {
+    let shop = Shop::open(None).await;
+    let mut tx = shop.pool.begin().await.unwrap();
+    let two = [numbered(1, None), numbered(2, None)];
+    shop.outbox
+        .publish(&mut tx, "invoices", &two)
+        .await
+        .unwrap();
+    assert_eq!(retained(&mut tx, "invoices").await, Some(2));
+    tx.commit().await.unwrap();
+    let mut invoices = shop
+        .bus
+        .subscribe("invoices", SubscribeOptions::group("a").from_earliest())
+        .await
+        .unwrap();
+    for n in [1, 2] {
+        let delivery = next_within(&mut invoices, WAIT).await;
+        assert_eq!(number(delivery.message()), n);
+        delivery.ack().await.unwrap();
+    }
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn a_failed_insert_takes_its_count_back() {
+    let mut shop = Shop::open(None).await;
+    let mut tx = shop.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO orders (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let before = retained(&mut tx, "orders").await;
+    // Every message insert fails, after the topic counted the batch.
+    sqlx::query(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_messages \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let failed = shop
+        .outbox
+        .publish(&mut tx, "orders", &[numbered(1, None)])
+        .await;
+    assert!(
+        matches!(&failed, Err(BusError::Backend { reason, .. }) if reason.contains("refused by the test")),
+        "{failed:?}"
+    );
+    assert_eq!(retained(&mut tx, "orders").await, before);
+    sqlx::query("DROP TRIGGER temp.refuse")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    shop.outbox
+        .publish(&mut tx, "orders", &[numbered(2, None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(shop.receive(1).await, [2]);
+    assert_eq!(orders(&shop.pool).await, [1]);
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn a_transaction_that_sqlite_rolled_back_is_reported_and_left_alone() {
+    use sqlx::Connection as _;
+    let shop = Shop::open(None).await;
+    let mut connection = shop.pool.acquire().await.unwrap().detach();
+    let mut tx = connection.begin().await.unwrap();
+    sqlx::query("INSERT INTO orders (id) VALUES (1)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // The message insert ends the whole transaction, as a full disk may.
+    sqlx::query(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_messages \
+         BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let failed = shop
+        .outbox
+        .publish(&mut tx, "orders", &[numbered(1, None)])
+        .await;
+    assert!(
+        matches!(&failed, Err(BusError::Backend { reason, .. }) if reason.contains("rolled the caller's transaction back")),
+        "{failed:?}"
+    );
+    // The count was not taken back outside the transaction: the
+    // committed one is as before.
+    let committed: i64 =
+        sqlx::query_scalar("SELECT retained FROM plexus_topics WHERE name = 'orders'")
+            .fetch_one(&shop.pool)
+            .await
+            .unwrap();
+    assert_eq!(committed, 0);
+    assert!(
+        tx.commit().await.is_err(),
+        "no transaction is left to commit"
+    );
+    assert_eq!(orders(&shop.pool).await, Vec::<i64>::new());
+    drop(connection);
+    shop.close().await;
+}
+
+/// The publish's future is `Send` for any lifetimes of its arguments: a
+/// service may run it on a spawned task, or in a handler that must be
+/// `Send` (the shop's are).
+#[tokio::test]
+async fn a_publish_may_run_on_another_task() {
+    let mut shop = Shop::open(None).await;
+    let (pool, outbox) = (shop.pool.clone(), shop.outbox.clone());
+    tokio::spawn(async move {
+        let mut tx = pool.begin().await.unwrap();
+        outbox
+            .publish(&mut tx, "orders", &[numbered(1, None)])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(shop.receive(1).await, [1]);
+    shop.close().await;
+}
