@@ -30,7 +30,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 14;
+pub(crate) const VERSION: i32 = 15;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -514,6 +514,7 @@ DECLARE
     v_n bigint;
     v_last bigint;
     v_group record;
+    v_floor bigint;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('{s}.prune')) THEN
         RETURN 0;
@@ -529,17 +530,19 @@ BEGIN
         SELECT DISTINCT ON (g.topic) g.topic, g.cursor_xid, g.cursor_seq
         FROM {s}.groups g ORDER BY g.topic, g.cursor_xid, g.cursor_seq
     LOOP
+        -- Pending in no group: below the first pending row of every
+        -- group of the topic (rows are runs from `seq` up). Looked up
+        -- once per topic: a check per message walked back over the
+        -- index entries of acknowledged rows, ~140 µs a message.
+        SELECT min(f.seq) INTO v_floor
+          FROM {s}.groups g
+          CROSS JOIN LATERAL (SELECT p.seq FROM {s}.pending p
+                              WHERE p.group_id = g.id ORDER BY p.seq LIMIT 1) f
+         WHERE g.topic = v_group.topic;
         DELETE FROM {s}.messages m WHERE m.seq IN (
             SELECT o.seq FROM {s}.messages o
             WHERE o.topic = v_group.topic AND (o.xid, o.seq) <= (v_group.cursor_xid, v_group.cursor_seq)
-              -- Pending in no group: no group's row that starts last at
-              -- or before it reaches it.
-              AND NOT EXISTS (SELECT 1 FROM {s}.groups g
-                              CROSS JOIN LATERAL (
-                                  SELECT coalesce(p.last_seq, p.seq) AS last_seq FROM {s}.pending p
-                                  WHERE p.group_id = g.id AND p.seq <= o.seq
-                                  ORDER BY p.seq DESC LIMIT 1) p
-                              WHERE g.topic = v_group.topic AND p.last_seq >= o.seq)
+              AND (v_floor IS NULL OR o.seq < v_floor)
             ORDER BY o.xid, o.seq LIMIT p_batch);
         GET DIAGNOSTICS v_n = ROW_COUNT;
         v_deleted := v_deleted + v_n;
