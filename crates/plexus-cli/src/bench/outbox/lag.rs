@@ -1,10 +1,13 @@
 //! Measurement 3: commit → publish lag under a steady rate. An open-loop
 //! writer places orders with their events at `rate` for `duration` while
-//! a relay runs; the relay's [`LagMeter`] gives, per event, the time from
-//! its `time` (taken inside the transaction, just before the commit) to
-//! the destination's acceptance. How much of that the commit itself
-//! took (event built → commit returned) is reported beside it, so that
-//! the database's share and the relay's can be told apart.
+//! a relay runs. Per event: the moment its transaction's commit returned
+//! (to the writer) and the moment the destination accepted it (a
+//! [`Stamped`] publisher in front of the destination, matching by the
+//! event's subject, its order id) give the commit → publish lag, the
+//! floor's figure. Beside it, the relay's [`LagMeter`] gives the time
+//! from the event's `time` (taken inside the transaction, just before the
+//! commit) to the acceptance, and the commit's own duration is reported,
+//! so that the database's share and the relay's can be told apart.
 //!
 //! Open loop: order `i` is due at `start + i / rate`, whatever became of
 //! the ones before. At most [`Source::writers`](super::shop::Source::writers)
@@ -13,6 +16,7 @@
 //! source that cannot keep up shows it as an achieved rate below the
 //! target.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -20,7 +24,8 @@ use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use plexus_bus::forward::Forwarder;
 use plexus_bus::lag::LagMeter;
-use plexus_core::bus::Publisher;
+use plexus_core::Message;
+use plexus_core::bus::{BoxFuture, BusError, Features, Publisher};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -50,12 +55,18 @@ pub struct Lag {
     /// Events due that were not begun within the duration (every writer
     /// busy).
     pub not_begun: u64,
-    /// Median commit → publish lag, µs.
+    /// Median commit → publish lag (the commit returned → the destination
+    /// accepted), µs.
     pub p50_us: f64,
     /// 99th percentile, µs.
     pub p99_us: f64,
     /// The longest, µs.
     pub max_us: f64,
+    /// Median time from the event's `time` (before the commit) to the
+    /// destination's acceptance, µs (the relay's lag meter).
+    pub since_time_p50_us: f64,
+    /// 99th percentile of the same, µs.
+    pub since_time_p99_us: f64,
     /// Median time from an event's `time` until its transaction's commit
     /// returned, µs: the part of the lag that is the database's.
     pub commit_p50_us: f64,
@@ -84,16 +95,24 @@ pub async fn run(
     steady: Steady,
 ) -> anyhow::Result<Lag> {
     let meter = LagMeter::new();
+    let stamped = Arc::new(Stamped::new(Arc::clone(destination)));
     let mut running = Running::start_with(
-        Forwarder::new(shop.subscriber(), from, GROUP, Arc::clone(destination), to)
-            .lag(meter.clone()),
+        Forwarder::new(shop.subscriber(), from, GROUP, stamped.clone(), to).lag(meter.clone()),
     );
+    let committed_at = Arc::new(Mutex::new(HashMap::new()));
     // 1 µs to 1 min, 3 significant digits.
     let commits = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
             .context("creating the commits' histogram")?,
     ));
-    let measured = measure(shop, from, steady, &meter, &commits, &mut running).await;
+    let measured = measure(
+        shop,
+        from,
+        steady,
+        (&meter, &commits, &committed_at),
+        &mut running,
+    )
+    .await;
     let stopped = running.stop().await;
     let ((committed, not_begun, seconds), _) = both(measured, stopped)?;
     let commits = commits.lock().unwrap_or_else(PoisonError::into_inner);
@@ -103,15 +122,24 @@ pub async fn run(
         "the relay's meter recorded {} of {committed} events",
         summary.count
     );
+    let lags = stamped.lags(&committed_at.lock().unwrap_or_else(PoisonError::into_inner))?;
+    anyhow::ensure!(
+        lags.len() >= committed,
+        "the destination accepted {} of the {committed} events measured",
+        lags.len()
+    );
     let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let at = |q: f64| lags.value_at_quantile(q) as f64;
     Ok(Lag {
         target_rate: f64::from(steady.rate),
         achieved_rate: committed as f64 / seconds.max(1e-9),
         committed,
         not_begun,
-        p50_us: us(summary.p50),
-        p99_us: us(summary.p99),
-        max_us: us(summary.max),
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        max_us: lags.max() as f64,
+        since_time_p50_us: us(summary.p50),
+        since_time_p99_us: us(summary.p99),
         commit_p50_us: commits.value_at_quantile(0.50) as f64,
         commit_p99_us: commits.value_at_quantile(0.99) as f64,
     })
@@ -124,8 +152,7 @@ async fn measure(
     shop: &Arc<Shop>,
     from: &str,
     steady: Steady,
-    meter: &LagMeter,
-    commits: &Arc<Mutex<Histogram<u64>>>,
+    (meter, commits, committed_at): (&LagMeter, &Commits, &CommittedAt),
     running: &mut Running,
 ) -> anyhow::Result<(u64, u64, f64)> {
     for _ in 0..WARMUP {
@@ -155,10 +182,16 @@ async fn measure(
             done.context("a writer panicked")??;
         }
         let (shop, commits) = (Arc::clone(shop), Arc::clone(commits));
+        let committed_at = Arc::clone(committed_at);
         let topic = from.to_owned();
         tasks.spawn(async move {
             let _permit = permit;
-            let commit = shop.place(&shop.next_order(), Some(&topic)).await?;
+            let order = shop.next_order();
+            let commit = shop.place(&order, Some(&topic)).await?;
+            committed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(order.id().to_owned(), Instant::now());
             if let Some(commit) = commit {
                 let micros = u64::try_from(commit.as_micros()).unwrap_or(u64::MAX);
                 commits
@@ -178,6 +211,76 @@ async fn measure(
         .await
         .context("waiting for the relay to forward the measured events")?;
     Ok((begun, due.max(1) - begun, seconds))
+}
+
+/// The commits' durations (event built → commit returned), µs.
+type Commits = Arc<Mutex<Histogram<u64>>>;
+/// When each measured order's commit returned, by order id.
+type CommittedAt = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// A [`Publisher`] in front of the destination noting when it accepted
+/// each message, by the message's subject (the order id). Holds one entry
+/// per message of the run (bounded by the bench's `--rate` × `--duration`
+/// limit).
+struct Stamped {
+    inner: Arc<dyn Publisher>,
+    accepted: Mutex<HashMap<String, Instant>>,
+}
+
+impl Stamped {
+    fn new(inner: Arc<dyn Publisher>) -> Self {
+        Stamped {
+            inner,
+            accepted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The commit → acceptance lags of the events in `committed`, µs (an
+    /// acceptance first seen before the commit returned counts as 1 µs).
+    fn lags(&self, committed: &HashMap<String, Instant>) -> anyhow::Result<Histogram<u64>> {
+        let mut lags = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+            .context("creating the lags' histogram")?;
+        let accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+        for (id, at) in committed {
+            if let Some(accepted) = accepted.get(id) {
+                let micros = accepted.saturating_duration_since(*at).as_micros();
+                lags.saturating_record(u64::try_from(micros).unwrap_or(u64::MAX).max(1));
+            }
+        }
+        Ok(lags)
+    }
+}
+
+impl Publisher for Stamped {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a str,
+        batch: Vec<Message>,
+    ) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let subjects: Vec<String> = batch
+                .iter()
+                .filter_map(|m| m.subject().map(str::to_owned))
+                .collect();
+            self.inner.publish(topic, batch).await?;
+            let now = Instant::now();
+            let mut accepted = self.accepted.lock().unwrap_or_else(PoisonError::into_inner);
+            for subject in subjects {
+                // The first acceptance counts (a redelivery is later).
+                accepted.entry(subject).or_insert(now);
+            }
+            Ok(())
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        // The destination outlives the measurement.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn features(&self) -> Features {
+        self.inner.features()
+    }
 }
 
 /// Waits until `meter` recorded `count` events (bounded as a relay of

@@ -93,6 +93,11 @@ impl Order {
         }
     }
 
+    /// The order's id (its event's subject).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     fn total_cents(&self) -> i64 {
         self.lines.iter().map(|(_, qty, price)| qty * price).sum()
     }

@@ -140,12 +140,18 @@ pub struct LagRow {
     pub target_rate: f64,
     /// Median over rounds.
     pub achieved_rate: f64,
-    /// Median over rounds of each round's p50, µs.
+    /// Median over rounds of each round's p50 of commit returned →
+    /// accepted at the destination, µs.
     pub p50_us: f64,
     /// Median over rounds of each round's p99, µs (the floor's).
     pub p99_us: f64,
     /// The longest of every round, µs.
     pub max_us: f64,
+    /// Median over rounds of the p50 of event time → accepted (the
+    /// relay's lag meter, the commit included), µs.
+    pub since_time_p50_us: f64,
+    /// Median over rounds of its p99, µs.
+    pub since_time_p99_us: f64,
     /// Median over rounds of the p50 of event time → commit returned, µs.
     pub commit_p50_us: f64,
     /// Median over rounds of its p99, µs.
@@ -161,6 +167,8 @@ impl LagRow {
             p50_us: median(rounds.iter().map(|r| r.p50_us)),
             p99_us: median(rounds.iter().map(|r| r.p99_us)),
             max_us: rounds.iter().map(|r| r.max_us).fold(0.0, f64::max),
+            since_time_p50_us: median(rounds.iter().map(|r| r.since_time_p50_us)),
+            since_time_p99_us: median(rounds.iter().map(|r| r.since_time_p99_us)),
             commit_p50_us: median(rounds.iter().map(|r| r.commit_p50_us)),
             commit_p99_us: median(rounds.iter().map(|r| r.commit_p99_us)),
             rounds,
@@ -294,6 +302,8 @@ pub fn print(
             "p99 ms",
             "max ms",
             "achieved/s",
+            "from event time p50 ms",
+            "p99 ms",
             "of which commit p50 ms",
             "commit p99 ms",
         ],
@@ -302,6 +312,8 @@ pub fn print(
             format!("{:.2}", lag.p99_us / 1000.0),
             format!("{:.2}", lag.max_us / 1000.0),
             format!("{:.0}", lag.achieved_rate),
+            format!("{:.2}", lag.since_time_p50_us / 1000.0),
+            format!("{:.2}", lag.since_time_p99_us / 1000.0),
             format!("{:.2}", lag.commit_p50_us / 1000.0),
             format!("{:.2}", lag.commit_p99_us / 1000.0),
         ]],
@@ -378,6 +390,8 @@ mod tests {
             p50_us: 1000.0,
             p99_us: 20_000.0,
             max_us: 30_000.0,
+            since_time_p50_us: 1500.0,
+            since_time_p99_us: 22_000.0,
             commit_p50_us: 500.0,
             commit_p99_us: 2_000.0,
         }]);
