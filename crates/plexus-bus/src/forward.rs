@@ -33,6 +33,7 @@ use futures::future::join_all;
 use futures::stream::FuturesUnordered;
 use plexus_core::Message;
 use plexus_core::bus::{Acker, BusError, Publisher, SubscribeOptions, Subscriber};
+use tokio::sync::mpsc;
 
 use crate::lag::LagMeter;
 
@@ -138,27 +139,43 @@ impl Forwarder {
     /// a batch for good (its messages sent back to the source first).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
         // The batch in hand and the ones being acknowledged.
-        let held = self.batch.saturating_mul(self.acks_ahead + 1);
+        // The batch in hand, the ones being acknowledged, and what the
+        // reader took ahead.
+        let held = self
+            .batch
+            .saturating_mul(self.acks_ahead.saturating_add(1 + PREFETCH_BATCHES));
         let mut options = SubscribeOptions::group(self.group.clone())
             .max_in_flight(held)
             .from_earliest();
         if let Some(deadline) = self.ack_deadline {
             options = options.ack_deadline(deadline);
         }
-        let subscription = self.source.subscribe(&self.from, options).await?;
-        let mut batches = subscription.ready_chunks(self.batch);
+        let mut subscription = self.source.subscribe(&self.from, options).await?;
+        // A reader takes deliveries ahead while a batch is published, so
+        // that the source's claims and the destination's publishes overlap.
+        let (ahead, mut taken) = mpsc::channel(self.batch.saturating_mul(PREFETCH_BATCHES));
+        let reader = tokio::spawn(async move {
+            while let Some(item) = subscription.next().await {
+                if ahead.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let stop_reader = AbortOnDrop(reader);
+        let mut batches =
+            futures::stream::poll_fn(move |cx| taken.poll_recv(cx)).ready_chunks(self.batch);
         let mut done = Forwarded::default();
         let mut wait = self.retry;
         let mut acking = FuturesUnordered::new();
         tokio::pin!(shutdown);
-        loop {
+        let outcome = 'run: loop {
             let items = tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = &mut shutdown => break 'run Ok(()),
                 Some(()) = acking.next(), if !acking.is_empty() => continue,
                 items = batches.next(), if acking.len() < self.acks_ahead.max(1) => match items {
                     Some(items) => items,
-                    None => break,
+                    None => break 'run Ok(()),
                 },
             };
             let mut messages = Vec::with_capacity(items.len());
@@ -176,8 +193,7 @@ impl Forwarder {
             }
             if let Some(error) = failed {
                 send_back(ackers, Duration::ZERO).await;
-                finish(&mut acking).await;
-                return Err(error);
+                break 'run Err(error);
             }
             match self.publish(messages).await {
                 Ok(count) => {
@@ -195,20 +211,29 @@ impl Forwarder {
                     tracing::warn!(from = %self.from, to = %self.to, %error, retry_in = ?wait, "the destination refused a batch; sent back to the source");
                     send_back(ackers, wait).await;
                     tokio::select! {
-                        () = &mut shutdown => break,
+                        () = &mut shutdown => break 'run Ok(()),
                         () = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(self.max_retry);
                 }
                 Err(error) => {
                     send_back(ackers, Duration::ZERO).await;
-                    finish(&mut acking).await;
-                    return Err(error);
+                    break 'run Err(error);
                 }
             }
-        }
+        };
         finish(&mut acking).await;
-        Ok(done)
+        // What the reader took ahead goes back to the source at once.
+        drop(stop_reader);
+        while let Some(items) = batches.next().await {
+            let ackers = items
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|delivery| delivery.into_parts().3)
+                .collect();
+            send_back(ackers, Duration::ZERO).await;
+        }
+        outcome.map(|()| done)
     }
 
     /// Publishes `messages` to the destination; the count published.
@@ -225,6 +250,20 @@ impl Forwarder {
             }
         }
         Ok(count)
+    }
+}
+
+/// Batches the forwarder's reader takes from the source ahead of the one
+/// being published.
+const PREFETCH_BATCHES: usize = 2;
+
+/// Stops the reader task when the forwarder stops (or is dropped); the
+/// deliveries it took ahead are then sent back to the source.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
