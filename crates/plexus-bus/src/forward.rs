@@ -245,9 +245,7 @@ impl Forwarder {
         };
         self.destination.publish(&self.to, messages).await?;
         if let Some(meter) = &self.lag {
-            for time in times {
-                meter.record_since(time);
-            }
+            meter.record_all_since(times);
         }
         Ok(count)
     }

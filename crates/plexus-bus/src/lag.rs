@@ -56,13 +56,22 @@ impl LagMeter {
     /// Records the lag of a message whose time is `time`, as of now (none
     /// for a time in the future: the clocks disagree).
     pub fn record_since(&self, time: SystemTime) {
-        self.record(SystemTime::now().duration_since(time).unwrap_or_default());
+        self.record_all_since([time]);
+    }
+
+    /// Records the lags of messages with these `times` as of now: one
+    /// clock read and one lock for a whole batch.
+    pub fn record_all_since(&self, times: impl IntoIterator<Item = SystemTime>) {
+        let now = SystemTime::now();
+        let mut histogram = self.lock();
+        for time in times {
+            record_into(&mut histogram, now.duration_since(time).unwrap_or_default());
+        }
     }
 
     /// Records one lag.
     pub fn record(&self, lag: Duration) {
-        let micros = u64::try_from(lag.min(LONGEST).as_micros()).unwrap_or(u64::MAX);
-        self.lock().saturating_record(micros.max(1));
+        record_into(&mut self.lock(), lag);
     }
 
     /// The figures so far.
@@ -90,6 +99,11 @@ impl LagMeter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn record_into(histogram: &mut Histogram<u64>, lag: Duration) {
+    let micros = u64::try_from(lag.min(LONGEST).as_micros()).unwrap_or(u64::MAX);
+    histogram.saturating_record(micros.max(1));
 }
 
 #[cfg(test)]
