@@ -102,13 +102,15 @@ async fn an_outbox_for_the_bus_wakes_its_subscriptions_at_commit() {
 }
 
 /// An outbox transaction begun through the outbox of a bus takes its turn
-/// among the bus's writes: the bus's next write waits for it to end (on
-/// a queue, not in SQLite's sleeping busy handler), and goes on at once
-/// when it commits.
+/// among the bus's writes: the bus's next write waits for it to end on
+/// the turns' queue, not in SQLite's busy handler, and goes on when it
+/// commits. The bus's busy timeout is 1 ms, far shorter than the wait:
+/// a write that met the open transaction in the busy handler would fail.
 #[tokio::test]
 async fn an_outbox_transaction_and_the_bus_take_turns() {
     let db = TempDb::new();
-    let config = db.config();
+    let mut config = db.config();
+    config.busy_timeout = Duration::from_millis(1);
     let bus = db.open_with(config.clone()).await;
     let pool = service_pool(&config).await;
     let outbox = SqliteOutbox::for_bus(&bus);
