@@ -20,13 +20,14 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use plexus_core::bus::{Seen, SubscribeOptions, Subscriber};
 use rand::Rng as _;
 use stores::{Inventory, Orders};
 use tokio::process::Child;
+use tokio::sync::watch;
 
 /// Events in one transaction.
 const PER_TRANSACTION: usize = 10;
@@ -75,7 +76,8 @@ pub struct Outcome {
 /// Runs the crash loop of `case` with `events` events and `kills` kills.
 pub async fn run(case: Case, events: usize, kills: usize) -> Outcome {
     let case = Arc::new(case);
-    let applied = Arc::new(AtomicU64::new(0));
+    // Effects applied so far, watched by the kills and the final wait.
+    let applied = Arc::new(watch::Sender::new(0u64));
     let again = Arc::new(AtomicU64::new(0));
     let mut members = case
         .destination
@@ -96,7 +98,7 @@ pub async fn run(case: Case, events: usize, kills: usize) -> Outcome {
                         delivery.unwrap_or_else(|e| panic!("{}: consuming: {e}", case.name));
                     match case.inventory.apply(delivery.message()).await {
                         Ok(Seen::First) => {
-                            applied.fetch_add(1, Ordering::AcqRel);
+                            applied.send_modify(|n| *n += 1);
                             delivery.ack().await.unwrap();
                         }
                         Ok(Seen::Again) => {
@@ -147,9 +149,8 @@ pub async fn run(case: Case, events: usize, kills: usize) -> Outcome {
     let stretch = (events / (kills + 1)).max(1);
     let mut relay = start_relay(&case, 0);
     for k in 0..kills {
-        let target = applied.load(Ordering::Acquire) + rand::rng().random_range(1..=stretch as u64);
+        let target = *applied.borrow() + rand::rng().random_range(1..=stretch as u64);
         wait_for(&case, &applied, target, &mut relay, k).await;
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(0..30))).await;
         relay.start_kill().unwrap();
         relay.wait().await.unwrap();
         relay = start_relay(&case, k + 1);
@@ -204,30 +205,37 @@ fn start_relay(case: &Case, run: usize) -> Child {
 
 /// Waits until `target` effects were applied, failing when the relay
 /// exits on its own or nothing moves for [`PROGRESS_BOUND`].
-async fn wait_for(case: &Case, applied: &AtomicU64, target: u64, relay: &mut Child, run: usize) {
-    let mut last = applied.load(Ordering::Acquire);
-    let mut moved = Instant::now();
-    while applied.load(Ordering::Acquire) < target {
-        if let Some(status) = relay.try_wait().unwrap() {
-            let log = std::fs::read_to_string(case.logs.join(format!("relay-{run}.log")))
-                .unwrap_or_default();
-            panic!(
-                "{}: relay run {run} exited on its own ({status}): {log}",
-                case.name
-            );
+async fn wait_for(
+    case: &Case,
+    applied: &watch::Sender<u64>,
+    target: u64,
+    relay: &mut Child,
+    run: usize,
+) {
+    let log =
+        || std::fs::read_to_string(case.logs.join(format!("relay-{run}.log"))).unwrap_or_default();
+    let mut seen = applied.subscribe();
+    loop {
+        let now = *seen.borrow_and_update();
+        if now >= target {
+            return;
         }
-        let now = applied.load(Ordering::Acquire);
-        if now != last {
-            (last, moved) = (now, Instant::now());
-        } else if moved.elapsed() > PROGRESS_BOUND {
-            let log = std::fs::read_to_string(case.logs.join(format!("relay-{run}.log")))
-                .unwrap_or_default();
-            panic!(
-                "{}: stuck at {now} of {target} effects for {PROGRESS_BOUND:?} (relay run {run}); relay log: {log}",
-                case.name
-            );
+        tokio::select! {
+            moved = tokio::time::timeout(PROGRESS_BOUND, seen.changed()) => {
+                if moved.is_err() {
+                    panic!(
+                        "{}: stuck at {now} of {target} effects for {PROGRESS_BOUND:?} (relay run {run}); relay log: {}",
+                        case.name,
+                        log()
+                    );
+                }
+            }
+            status = relay.wait() => panic!(
+                "{}: relay run {run} exited on its own ({status:?}): {}",
+                case.name,
+                log()
+            ),
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
