@@ -1,12 +1,20 @@
 //! Consumer groups: `concurrent_subscribe` (members of one group share
 //! the messages) and `consumer_groups` (each group gets them all).
 
+use std::time::Duration;
+
 use plexus_core::Message;
 use plexus_core::bus::SubscribeOptions;
 
 use crate::outcome::Need;
 use crate::support::{Crew, Ctx, Tally, ack_all, numbered};
 use crate::{Backend, Outcome};
+
+/// How long a group is watched, once every message was acknowledged,
+/// for a copy that another member was handed late: a broker that ignored
+/// the group may hand the other members theirs after the first member
+/// finished.
+const LATE_COPIES: Duration = Duration::from_millis(300);
 
 /// 5,000 messages published while 50 members of one group (on 5
 /// subscriber handles) consume them: every message is delivered to
@@ -50,6 +58,14 @@ pub async fn concurrent_subscribe(backend: &Backend) -> Outcome {
         &ctx,
         &format!("all {COUNT} messages acknowledged by the {MEMBERS} members of `{group}`"),
         |t| t.all_acked(COUNT),
+        |t| t.describe(COUNT),
+    )
+    .await;
+    crew.stays_clear(
+        &ctx,
+        LATE_COPIES,
+        &format!("after all {COUNT} were acknowledged, a message reached `{group}` again, expected once each"),
+        |t| t.repeats > 0,
         |t| t.describe(COUNT),
     )
     .await;
@@ -107,6 +123,22 @@ pub async fn consumer_groups(backend: &Backend) -> Outcome {
         &ctx,
         &format!("all {COUNT} messages acknowledged in both groups"),
         |r| r[0].all_acked(COUNT) && r[1].all_acked(COUNT),
+        |r| {
+            format!(
+                "`{}`: {}; `{}`: {}",
+                groups[0],
+                r[0].describe(COUNT),
+                groups[1],
+                r[1].describe(COUNT)
+            )
+        },
+    )
+    .await;
+    crew.stays_clear(
+        &ctx,
+        LATE_COPIES,
+        "after all were acknowledged in both groups, a message reached a group again, expected once each",
+        |r| r[0].repeats > 0 || r[1].repeats > 0,
         |r| {
             format!(
                 "`{}`: {}; `{}`: {}",

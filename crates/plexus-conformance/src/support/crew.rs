@@ -64,16 +64,52 @@ impl<T: Send + Sync + 'static> Crew<T> {
         ctx: &Ctx<'_>,
         bound: Duration,
         waiting_for: &str,
-        mut done: impl FnMut(&T) -> bool,
+        done: impl FnMut(&T) -> bool,
         describe: impl Fn(&T) -> String,
     ) {
+        if !self.happens_within(ctx, bound, waiting_for, done).await {
+            let state = describe(&self.record.borrow());
+            ctx.fail(format!(
+                "{waiting_for}: not reached within {bound:?}; {state}"
+            ));
+        }
+    }
+
+    /// Watches the record for `window` after a scenario's goal was
+    /// reached: fails with `describe(record)` if `wrong` comes to hold in
+    /// it (a late duplicate, say), as soon as it does. Only a watch of
+    /// some length can show that something did not happen; the window
+    /// is the scenario's to choose.
+    pub(crate) async fn stays_clear(
+        &mut self,
+        ctx: &Ctx<'_>,
+        window: Duration,
+        what: &str,
+        wrong: impl FnMut(&T) -> bool,
+        describe: impl Fn(&T) -> String,
+    ) {
+        if self.happens_within(ctx, window, what, wrong).await {
+            let state = describe(&self.record.borrow());
+            ctx.fail(format!("{what}: {state}"));
+        }
+    }
+
+    /// Whether `done` comes to hold for the record within `bound`; fails
+    /// as soon as a task fails or panics.
+    async fn happens_within(
+        &mut self,
+        ctx: &Ctx<'_>,
+        bound: Duration,
+        waiting_for: &str,
+        mut done: impl FnMut(&T) -> bool,
+    ) -> bool {
         let give_up = tokio::time::Instant::now() + bound;
         let mut watcher = self.record.subscribe();
         loop {
             tokio::select! {
                 reached = watcher.wait_for(&mut done) => {
                     if reached.is_ok() {
-                        return;
+                        return true;
                     }
                 }
                 Some(finished) = self.tasks.join_next() => match finished {
@@ -82,10 +118,7 @@ impl<T: Send + Sync + 'static> Crew<T> {
                     Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                     Err(e) => ctx.fail(format!("a task of the scenario was cancelled: {e}")),
                 },
-                () = tokio::time::sleep_until(give_up) => {
-                    let state = describe(&self.record.borrow());
-                    ctx.fail(format!("{waiting_for}: not reached within {bound:?}; {state}"));
-                }
+                () = tokio::time::sleep_until(give_up) => return false,
             }
         }
     }

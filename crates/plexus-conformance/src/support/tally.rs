@@ -16,11 +16,17 @@ pub(crate) struct Tally {
     /// the broker does not confirm acks (AMQP's `basic.ack` has no reply),
     /// so the message may have been taken or may come again.
     pub(crate) unconfirmed: BTreeSet<usize>,
+    /// Deliveries of a number handed out before.
+    pub(crate) repeats: usize,
 }
 
 impl Tally {
     pub(crate) fn deliver(&mut self, n: usize) {
-        *self.delivered.entry(n).or_default() += 1;
+        let times = self.delivered.entry(n).or_default();
+        *times += 1;
+        if *times > 1 {
+            self.repeats += 1;
+        }
     }
 
     pub(crate) fn ack(&mut self, n: usize) {
