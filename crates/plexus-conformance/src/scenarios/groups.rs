@@ -119,19 +119,20 @@ pub async fn consumer_groups(backend: &Backend) -> Outcome {
         .map(|n| numbered(ctx.scenario, n, None, None))
         .collect();
     ctx.publish_all(&*publisher, &topic, &messages, 25).await;
+    let describe = |r: &[Tally; 2]| {
+        format!(
+            "`{}`: {}; `{}`: {}",
+            groups[0],
+            r[0].describe(COUNT),
+            groups[1],
+            r[1].describe(COUNT)
+        )
+    };
     crew.until(
         &ctx,
         &format!("all {COUNT} messages acknowledged in both groups"),
         |r| r[0].all_acked(COUNT) && r[1].all_acked(COUNT),
-        |r| {
-            format!(
-                "`{}`: {}; `{}`: {}",
-                groups[0],
-                r[0].describe(COUNT),
-                groups[1],
-                r[1].describe(COUNT)
-            )
-        },
+        describe,
     )
     .await;
     crew.stays_clear(
@@ -139,15 +140,7 @@ pub async fn consumer_groups(backend: &Backend) -> Outcome {
         LATE_COPIES,
         "after all were acknowledged in both groups, a message reached a group again, expected once each",
         |r| r[0].repeats > 0 || r[1].repeats > 0,
-        |r| {
-            format!(
-                "`{}`: {}; `{}`: {}",
-                groups[0],
-                r[0].describe(COUNT),
-                groups[1],
-                r[1].describe(COUNT)
-            )
-        },
+        describe,
     )
     .await;
     let tallies = crew.read(Clone::clone);
