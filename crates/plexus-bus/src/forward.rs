@@ -14,8 +14,14 @@
 //! destination receives a key's messages in the order the source delivers
 //! them; the acknowledgements of the last few batches run meanwhile
 //! ([`Forwarder::acks_ahead`]), so a source that commits each ack (a
-//! database) does not stall the next publish. Several forwarders in one group share the topic, and a source
-//! with per-key order gives each key to one of them at a time.
+//! database) does not stall the next publish.
+//!
+//! Where the source offers exclusive groups
+//! ([`SubscribeOptions::exclusive`]), one forwarder of the group forwards
+//! at a time, in the source's order, and the others stand by to take over
+//! when it goes; the source keeps a position, not a record per message.
+//! Elsewhere several forwarders of one group share the topic, and a
+//! source with per-key order gives each key to one of them at a time.
 //!
 //! When the destination refuses a batch for a while (down, full), its
 //! messages go back to the source (a nack) and the forwarder waits before
@@ -32,7 +38,7 @@ use futures::StreamExt as _;
 use futures::future::join_all;
 use futures::stream::FuturesUnordered;
 use plexus_core::Message;
-use plexus_core::bus::{Acker, BusError, Publisher, SubscribeOptions, Subscriber};
+use plexus_core::bus::{Acker, BusError, Delivery, Publisher, SubscribeOptions, Subscriber};
 use tokio::sync::mpsc;
 
 use crate::lag::LagMeter;
@@ -138,32 +144,7 @@ impl Forwarder {
     /// fails, when the subscription fails, or when the destination refuses
     /// a batch for good (its messages sent back to the source first).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
-        // The batch in hand and the ones being acknowledged.
-        // The batch in hand, the ones being acknowledged, and what the
-        // reader took ahead.
-        let held = self
-            .batch
-            .saturating_mul(self.acks_ahead.saturating_add(1 + PREFETCH_BATCHES));
-        let mut options = SubscribeOptions::group(self.group.clone())
-            .max_in_flight(held)
-            .from_earliest();
-        if let Some(deadline) = self.ack_deadline {
-            options = options.ack_deadline(deadline);
-        }
-        let mut subscription = self.source.subscribe(&self.from, options).await?;
-        // A reader takes deliveries ahead while a batch is published, so
-        // that the source's claims and the destination's publishes overlap.
-        let (ahead, mut taken) = mpsc::channel(self.batch.saturating_mul(PREFETCH_BATCHES));
-        let reader = tokio::spawn(async move {
-            while let Some(item) = subscription.next().await {
-                if ahead.send(item).await.is_err() {
-                    break;
-                }
-            }
-        });
-        let stop_reader = AbortOnDrop(reader);
-        let mut batches =
-            futures::stream::poll_fn(move |cx| taken.poll_recv(cx)).ready_chunks(self.batch);
+        let mut reader = self.read().await?;
         let mut done = Forwarded::default();
         let mut wait = self.retry;
         let mut acking = FuturesUnordered::new();
@@ -173,7 +154,7 @@ impl Forwarder {
                 biased;
                 () = &mut shutdown => break 'run Ok(()),
                 Some(()) = acking.next(), if !acking.is_empty() => continue,
-                items = batches.next(), if acking.len() < self.acks_ahead.max(1) => match items {
+                items = reader.batches.next(), if acking.len() < self.acks_ahead.max(1) => match items {
                     Some(items) => items,
                     None => break 'run Ok(()),
                 },
@@ -209,12 +190,18 @@ impl Forwarder {
                 Err(error) if passing(&error) => {
                     done.refused_batches += 1;
                     tracing::warn!(from = %self.from, to = %self.to, %error, retry_in = ?wait, "the destination refused a batch; sent back to the source");
+                    // What was read after the refused batch goes back too,
+                    // and reading starts again after the wait: the source
+                    // then delivers the batch before what followed it.
+                    finish(&mut acking).await;
                     send_back(ackers, wait).await;
+                    reader.stop().await;
                     tokio::select! {
-                        () = &mut shutdown => break 'run Ok(()),
+                        () = &mut shutdown => return Ok(done),
                         () = tokio::time::sleep(wait) => {}
                     }
                     wait = (wait * 2).min(self.max_retry);
+                    reader = self.read().await?;
                 }
                 Err(error) => {
                     send_back(ackers, Duration::ZERO).await;
@@ -223,17 +210,46 @@ impl Forwarder {
             }
         };
         finish(&mut acking).await;
-        // What the reader took ahead goes back to the source at once.
-        drop(stop_reader);
-        while let Some(items) = batches.next().await {
-            let ackers = items
-                .into_iter()
-                .filter_map(Result::ok)
-                .map(|delivery| delivery.into_parts().3)
-                .collect();
-            send_back(ackers, Duration::ZERO).await;
-        }
+        reader.stop().await;
         outcome.map(|()| done)
+    }
+
+    /// Subscribes to the source (an exclusive group where it offers one:
+    /// one forwarder of the group at a time, the others standing by) and
+    /// starts a reader taking deliveries ahead while a batch is published,
+    /// so that the source's claims and the destination's publishes
+    /// overlap.
+    async fn read(&self) -> Result<Reader, BusError> {
+        // The batch in hand, the ones being acknowledged, and what the
+        // reader took ahead.
+        let held = self
+            .batch
+            .saturating_mul(self.acks_ahead.saturating_add(1 + PREFETCH_BATCHES));
+        let mut options = SubscribeOptions::group(self.group.clone())
+            .max_in_flight(held)
+            .from_earliest();
+        if let Some(deadline) = self.ack_deadline {
+            options = options.ack_deadline(deadline);
+        }
+        if self.source.features().exclusive_groups {
+            options = options.exclusive();
+        }
+        let mut subscription = self.source.subscribe(&self.from, options).await?;
+        let (ahead, mut taken) = mpsc::channel(self.batch.saturating_mul(PREFETCH_BATCHES));
+        let task = tokio::spawn(async move {
+            while let Some(item) = subscription.next().await {
+                if ahead.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let batches = futures::stream::poll_fn(move |cx| taken.poll_recv(cx))
+            .ready_chunks(self.batch)
+            .boxed();
+        Ok(Reader {
+            task: AbortOnDrop(task),
+            batches,
+        })
     }
 
     /// Publishes `messages` to the destination; the count published.
@@ -254,6 +270,28 @@ impl Forwarder {
 /// Batches the forwarder's reader takes from the source ahead of the one
 /// being published.
 const PREFETCH_BATCHES: usize = 2;
+
+/// The source's subscription, read ahead by a task.
+struct Reader {
+    task: AbortOnDrop,
+    batches: futures::stream::BoxStream<'static, Vec<Result<Delivery, BusError>>>,
+}
+
+impl Reader {
+    /// Stops reading and sends what was read ahead back to the source.
+    async fn stop(self) {
+        let Reader { task, mut batches } = self;
+        drop(task);
+        while let Some(items) = batches.next().await {
+            let ackers = items
+                .into_iter()
+                .filter_map(Result::ok)
+                .map(|delivery| delivery.into_parts().3)
+                .collect();
+            send_back(ackers, Duration::ZERO).await;
+        }
+    }
+}
 
 /// Stops the reader task when the forwarder stops (or is dropped); the
 /// deliveries it took ahead are then sent back to the source.

@@ -173,6 +173,7 @@ impl KafkaBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.shared.config.max_message_bytes,
+            exclusive_groups: false,
         }
     }
 

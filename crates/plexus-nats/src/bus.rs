@@ -142,6 +142,7 @@ impl NatsBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.shared.max_payload,
+            exclusive_groups: false,
         }
     }
 

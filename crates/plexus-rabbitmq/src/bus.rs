@@ -145,6 +145,7 @@ impl RabbitBus {
             replay: false,
             nack_delay: true,
             max_message_bytes: self.shared.config.max_message_bytes,
+            exclusive_groups: false,
         }
     }
 

@@ -179,6 +179,7 @@ impl SqliteBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.shared.config.max_message_bytes,
+            exclusive_groups: false,
         }
     }
 

@@ -292,6 +292,7 @@ impl Publisher for MemoryBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.inner.config.max_message_bytes,
+            exclusive_groups: false,
         }
     }
 }

@@ -52,6 +52,7 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<()> {
         },
         ack_deadline: args.ack_deadline,
         max_in_flight: 1,
+        exclusive: false,
     };
     let mut subscription = bus
         .subscriber

@@ -22,6 +22,9 @@ pub struct Features {
     /// The largest message (payload plus attributes and headers) accepted,
     /// bytes.
     pub max_message_bytes: usize,
+    /// Exclusive groups ([`SubscribeOptions::exclusive`](super::SubscribeOptions::exclusive)):
+    /// one member at a time takes all of a group's messages, in order.
+    pub exclusive_groups: bool,
 }
 
 impl Default for Features {
@@ -34,6 +37,7 @@ impl Default for Features {
             replay: false,
             nack_delay: false,
             max_message_bytes: 1024 * 1024,
+            exclusive_groups: false,
         }
     }
 }

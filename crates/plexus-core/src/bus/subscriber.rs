@@ -36,6 +36,16 @@ pub struct SubscribeOptions {
     /// How many deliveries this subscription holds unanswered at most; the
     /// stream waits when it holds that many (backpressure).
     pub max_in_flight: usize,
+    /// One member of the group at a time takes all of its messages, in
+    /// the order the backend keeps them (every key's order with it); the
+    /// others stand by and one of them takes over when it leaves or
+    /// dies. An ack moves the group past a message once every earlier
+    /// one was acked; a nack, or a delivery past its ack deadline,
+    /// delivers that message and all that followed it again. For a
+    /// relay, where order matters more than spreading the work: the
+    /// backend keeps a position, not a record per message. Needs
+    /// [`Features::exclusive_groups`] and a group.
+    pub exclusive: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -45,6 +55,7 @@ impl Default for SubscribeOptions {
             start: StartFrom::New,
             ack_deadline: Duration::from_secs(30),
             max_in_flight: 64,
+            exclusive: false,
         }
     }
 }
@@ -67,6 +78,12 @@ impl SubscribeOptions {
     /// Sets the ack deadline.
     pub fn ack_deadline(mut self, deadline: Duration) -> Self {
         self.ack_deadline = deadline;
+        self
+    }
+
+    /// Makes the group exclusive (see [`SubscribeOptions::exclusive`]).
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
         self
     }
 
@@ -103,6 +120,18 @@ impl SubscribeOptions {
             return Err(BusError::Unsupported {
                 backend: backend.to_owned(),
                 what: "consumer groups".to_owned(),
+            });
+        }
+        if self.exclusive && self.group.is_none() {
+            return Err(BusError::invalid(
+                "exclusive",
+                "an exclusive subscription needs a group (a subscription without one is alone in its group already)",
+            ));
+        }
+        if self.exclusive && !features.exclusive_groups {
+            return Err(BusError::Unsupported {
+                backend: backend.to_owned(),
+                what: "exclusive consumer groups".to_owned(),
             });
         }
         if self.start == StartFrom::Earliest && !features.replay {

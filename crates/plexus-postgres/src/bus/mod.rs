@@ -1,6 +1,7 @@
 //! [`PostgresBus`]: the [`Publisher`] and [`Subscriber`] on PostgreSQL.
 
 mod answers;
+mod exclusive;
 pub(crate) mod publish;
 mod row;
 pub(crate) mod schema;
@@ -256,6 +257,7 @@ impl PostgresBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.shared.config.max_message_bytes,
+            exclusive_groups: true,
         }
     }
 
@@ -337,7 +339,11 @@ impl Subscriber for PostgresBus {
             check_topic(topic)?;
             options.check(&shared.name, &self.features_of())?;
             shared.listen();
-            subscription::open(Arc::clone(shared), topic, options).await
+            if options.exclusive {
+                exclusive::open(Arc::clone(shared), topic, options).await
+            } else {
+                subscription::open(Arc::clone(shared), topic, options).await
+            }
         })
     }
 

@@ -9,6 +9,9 @@
 //! - `groups`: one row per consumer group of a topic. Its cursor
 //!   `(cursor_xid, cursor_seq)` is the last message the group took, in
 //!   `(xid, seq)` order.
+//!   An exclusive group (`exclusive`) has no pending rows: the member
+//!   holding it (`holder`, while its session holds the group's advisory
+//!   lock) reads after the cursor and moves it as its acks come.
 //! - `pending`: the messages a group took and has not acknowledged:
 //!   `attempt` (deliveries so far), `due` (when it may be delivered
 //!   (again): the ack deadline while leased, the end of a nack's delay,
@@ -30,7 +33,7 @@
 
 /// The version of the layout below; a database holding another version
 /// is set up again (tables are only ever added to).
-pub(crate) const VERSION: i32 = 15;
+pub(crate) const VERSION: i32 = 16;
 
 /// Creates the schema, tables and indexes (idempotent): statements
 /// separated by `;` and a line break.
@@ -79,7 +82,9 @@ CREATE TABLE IF NOT EXISTS {s}.pending (
 ALTER TABLE {s}.pending ADD COLUMN IF NOT EXISTS last_seq bigint;
 CREATE INDEX IF NOT EXISTS pending_due ON {s}.pending (group_id, due);
 CREATE INDEX IF NOT EXISTS pending_key ON {s}.pending (group_id, partitionkey, xid, seq)
-    WHERE partitionkey IS NOT NULL
+    WHERE partitionkey IS NOT NULL;
+ALTER TABLE {s}.groups ADD COLUMN IF NOT EXISTS exclusive boolean NOT NULL DEFAULT false;
+ALTER TABLE {s}.groups ADD COLUMN IF NOT EXISTS holder text
 "#;
 
 /// `join_group(topic, name, private, earliest)`: the group's id, creating

@@ -14,8 +14,20 @@ pub(crate) struct Statements {
     /// `$1` group ids, `$2` seqs, `$3` attempts, `$4` delays in
     /// milliseconds: the pending rows still in that attempt fall due then.
     pub(crate) nack: String,
-    /// `$1` topic, `$2` group, `$3` private, `$4` from the earliest.
+    /// `$1` topic, `$2` group, `$3` private, `$4` from the earliest: the
+    /// group's id and whether it is exclusive.
     pub(crate) join: String,
+    /// `$1` group, `$2` holder: takes an exclusive group (or makes a
+    /// group no shared member took messages of exclusive); its cursor.
+    pub(crate) hold: String,
+    /// `$1` group, `$2` holder: lets the group go.
+    pub(crate) let_go: String,
+    /// `$1` group, `$2` xid (text), `$3` seq, `$4` holder: moves an
+    /// exclusive group's cursor while `$4` holds it.
+    pub(crate) advance: String,
+    /// `$1` topic, `$2` xid (text), `$3` seq, `$4` max: an exclusive
+    /// group's next messages (see `schema::READ_AFTER`).
+    pub(crate) read_after: String,
     /// `$1` group, `$2` owner, `$3` max, `$4` deadline ms, `$5` window.
     pub(crate) claim: String,
     /// `$1` group: removes a private group and its pending rows.
@@ -46,7 +58,24 @@ impl Statements {
             ),
             ack: fill("SELECT {s}.ack($1, $2, $3, $4)"),
             nack: fill("SELECT {s}.nack($1, $2, $3, $4)"),
-            join: fill("SELECT {s}.join_group($1, $2, $3, $4)"),
+            join: fill(
+                // A group the call made is not in the statement's
+                // snapshot: it is new, so not exclusive.
+                "SELECT j.id, coalesce(g.exclusive, false) FROM {s}.join_group($1, $2, $3, $4) AS j(id) \
+                 LEFT JOIN {s}.groups g ON g.id = j.id",
+            ),
+            hold: fill(
+                "UPDATE {s}.groups g SET holder = $2, exclusive = true, touched = now() \
+                 WHERE g.id = $1 AND (g.exclusive OR NOT EXISTS \
+                     (SELECT 1 FROM {s}.pending p WHERE p.group_id = $1)) \
+                 RETURNING g.cursor_xid::text, g.cursor_seq",
+            ),
+            let_go: fill("UPDATE {s}.groups SET holder = NULL WHERE id = $1 AND holder = $2"),
+            advance: fill(
+                "UPDATE {s}.groups SET cursor_xid = $2::text::xid8, cursor_seq = $3, touched = now() \
+                 WHERE id = $1 AND holder = $4",
+            ),
+            read_after: fill("SELECT * FROM {s}.read_after($1, $2::text::xid8, $3, $4)"),
             claim: fill("SELECT * FROM {s}.claim($1, $2, $3, $4, $5)"),
             leave: fill(
                 "WITH gone AS (DELETE FROM {s}.groups WHERE id = $1 AND private RETURNING id) \

@@ -25,7 +25,7 @@ use super::wake::Waker;
 /// mostly an ack committing (its transaction began before the publish),
 /// a disk flush long: 1-3 claims a round of the bench found that, and at
 /// 5 ms the batches behind them were among its slowest.
-const HELD_BACK_RETRY: Duration = Duration::from_millis(1);
+pub(super) const HELD_BACK_RETRY: Duration = Duration::from_millis(1);
 
 /// Joins the group of `options` (a new private group without one) and
 /// returns the member's stream.
@@ -34,31 +34,17 @@ pub(crate) async fn open(
     topic: &str,
     options: SubscribeOptions,
 ) -> Result<Subscription, BusError> {
-    let (group, private) = match &options.group {
-        Some(group) if group.chars().any(char::is_control) => {
-            return Err(BusError::invalid(
-                "group",
-                "a group name has no control characters",
-            ));
-        }
-        Some(group) => (group.clone(), false),
-        None => (format!("~private-{}", uuid::Uuid::now_v7()), true),
-    };
+    let (group, private) = group_of(&options)?;
     let earliest = options.start == plexus_core::bus::StartFrom::Earliest;
-    let group_id: i64 = sqlx::query_scalar(&shared.sql.join)
-        .bind(topic)
-        .bind(&group)
-        .bind(private)
-        .bind(earliest)
-        .fetch_one(&shared.pool)
-        .await
-        .map_err(|e| {
-            shared.failed(
-                &format!("joining group `{group}` of topic `{topic}`"),
-                e,
-                "subscriber",
-            )
-        })?;
+    let (group_id, exclusive) = join(&shared, topic, &group, private, earliest).await?;
+    if exclusive {
+        return Err(BusError::invalid(
+            "exclusive",
+            format!(
+                "group `{group}` of topic `{topic}` is exclusive: its members subscribe with SubscribeOptions::exclusive(), or use another group"
+            ),
+        ));
+    }
     if private {
         shared
             .private_groups
@@ -92,6 +78,44 @@ pub(crate) async fn open(
             }
         },
     )))
+}
+
+/// The group of `options` (a new private one without) and whether it is
+/// private.
+pub(super) fn group_of(options: &SubscribeOptions) -> Result<(String, bool), BusError> {
+    match &options.group {
+        Some(group) if group.chars().any(char::is_control) => Err(BusError::invalid(
+            "group",
+            "a group name has no control characters",
+        )),
+        Some(group) => Ok((group.clone(), false)),
+        None => Ok((format!("~private-{}", uuid::Uuid::now_v7()), true)),
+    }
+}
+
+/// Joins (or makes) `group` of `topic`: its id and whether it is
+/// exclusive.
+pub(super) async fn join(
+    shared: &Shared,
+    topic: &str,
+    group: &str,
+    private: bool,
+    earliest: bool,
+) -> Result<(i64, bool), BusError> {
+    sqlx::query_as(&shared.sql.join)
+        .bind(topic)
+        .bind(group)
+        .bind(private)
+        .bind(earliest)
+        .fetch_one(&shared.pool)
+        .await
+        .map_err(|e| {
+            shared.failed(
+                &format!("joining group `{group}` of topic `{topic}`"),
+                e,
+                "subscriber",
+            )
+        })
 }
 
 /// The member's unanswered deliveries, counted against `max_in_flight`.

@@ -1,0 +1,77 @@
+//! The answer to one delivery of an exclusive group, sent to its holder.
+
+use std::time::Duration;
+
+use plexus_core::bus::{Acker, BoxFuture, BusError};
+use tokio::sync::{mpsc, oneshot};
+
+/// An answer to the delivery numbered `number` of read round `round`.
+pub(super) struct Answer {
+    pub(super) round: u64,
+    pub(super) number: u64,
+    /// `None`: ack; `Some(delay)`: nack.
+    pub(super) nack: Option<Duration>,
+    pub(super) reply: Option<oneshot::Sender<Result<(), BusError>>>,
+}
+
+/// Answers one delivery through its holder; dropped unanswered, it is a
+/// nack without delay.
+pub(super) struct ExclusiveAcker {
+    pub(super) answers: mpsc::Sender<Answer>,
+    pub(super) round: u64,
+    pub(super) number: u64,
+    pub(super) backend: std::sync::Arc<str>,
+    pub(super) answered: bool,
+}
+
+impl ExclusiveAcker {
+    async fn answer(mut self: Box<Self>, nack: Option<Duration>) -> Result<(), BusError> {
+        self.answered = true;
+        let (reply, replied) = oneshot::channel();
+        let answer = Answer {
+            round: self.round,
+            number: self.number,
+            nack,
+            reply: Some(reply),
+        };
+        let gone = || BusError::Closed {
+            backend: self.backend.to_string(),
+            what: "subscriber",
+        };
+        if self.answers.send(answer).await.is_err() {
+            // The subscription ended: its group did not move past this
+            // message, so a nack holds (it comes again); an ack did not
+            // happen.
+            return match nack {
+                Some(_) => Ok(()),
+                None => Err(gone()),
+            };
+        }
+        replied.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+impl Acker for ExclusiveAcker {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(self.answer(None))
+    }
+
+    fn nack(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), BusError>> {
+        Box::pin(self.answer(Some(delay)))
+    }
+}
+
+impl Drop for ExclusiveAcker {
+    fn drop(&mut self) {
+        if !self.answered {
+            // If the queue is full, the delivery comes again at its ack
+            // deadline.
+            let _ = self.answers.try_send(Answer {
+                round: self.round,
+                number: self.number,
+                nack: Some(Duration::ZERO),
+                reply: None,
+            });
+        }
+    }
+}
