@@ -53,7 +53,6 @@ async fn ensure_inner(pool: &PgPool, sql: &Statements) -> Result<(), sqlx::Error
         schema::NACK,
         schema::PARK,
         schema::PRUNE,
-        super::exclusive::schema::READ_AFTER,
     ];
     for statement in tables.chain(functions) {
         let statement = sql.setup(statement);

@@ -25,9 +25,15 @@ pub(crate) struct Statements {
     /// `$1` group, `$2` xid (text), `$3` seq, `$4` holder: moves an
     /// exclusive group's cursor while `$4` holds it.
     pub(crate) advance: String,
-    /// `$1` topic, `$2` xid (text), `$3` seq, `$4` max: an exclusive
-    /// group's next messages (see `schema::READ_AFTER`).
+    /// `$1` topic, `$2` xid (text), `$3` seq, `$4` max: up to `max`
+    /// messages of the topic after `(xid, seq)`, of transactions older
+    /// than every running one, in `(xid, seq)` order (see the schema's
+    /// module on why), with their `xid` as text and `attempt` 1: an
+    /// exclusive group's next messages.
     pub(crate) read_after: String,
+    /// `$1` topic, `$2` xid (text), `$3` seq: whether committed messages
+    /// after `(xid, seq)` wait behind a running transaction.
+    pub(crate) held_back: String,
     /// `$1` group, `$2` owner, `$3` max, `$4` deadline ms, `$5` window.
     pub(crate) claim: String,
     /// `$1` group: removes a private group and its pending rows.
@@ -75,7 +81,19 @@ impl Statements {
                 "UPDATE {s}.groups SET cursor_xid = $2::text::xid8, cursor_seq = $3, touched = now() \
                  WHERE id = $1 AND holder = $4",
             ),
-            read_after: fill("SELECT * FROM {s}.read_after($1, $2::text::xid8, $3, $4)"),
+            read_after: fill(
+                "SELECT m.seq, m.xid::text AS xid, 1 AS attempt, m.id, m.source, m.type, m.specversion, \
+                 m.subject, m.\"time\", m.datacontenttype, m.partitionkey, m.headers, m.data \
+                 FROM {s}.messages m \
+                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::text::xid8, $3) \
+                   AND m.xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY m.xid, m.seq LIMIT $4",
+            ),
+            held_back: fill(
+                "SELECT EXISTS (SELECT 1 FROM {s}.messages m \
+                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::text::xid8, $3) \
+                   AND m.xid >= pg_snapshot_xmin(pg_current_snapshot()))",
+            ),
             claim: fill("SELECT * FROM {s}.claim($1, $2, $3, $4, $5)"),
             leave: fill(
                 "WITH gone AS (DELETE FROM {s}.groups WHERE id = $1 AND private RETURNING id) \
