@@ -47,7 +47,6 @@ const WRITE_EVERY: Duration = Duration::from_millis(10);
 /// The most messages one read returns.
 const READ_MAX: usize = 500;
 
-
 /// Joins `options`' group of `topic` as an exclusive member; its stream
 /// stands by until the member holds the group.
 pub(crate) async fn open(
@@ -138,14 +137,14 @@ async fn connect(shared: &Shared) -> Result<PgConnection, BusError> {
                 set_config('plan_cache_mode', 'force_generic_plan', false)",
     )
     .execute(&mut connection)
-        .await
-        .map_err(|e| {
-            shared.failed(
-                "setting up an exclusive member's connection",
-                e,
-                "subscriber",
-            )
-        })?;
+    .await
+    .map_err(|e| {
+        shared.failed(
+            "setting up an exclusive member's connection",
+            e,
+            "subscriber",
+        )
+    })?;
     Ok(connection)
 }
 
