@@ -26,6 +26,7 @@
 
 mod delivery;
 mod error;
+pub mod exclusive;
 mod features;
 mod inbox;
 mod limits;

@@ -2,26 +2,26 @@
 
 use std::time::Duration;
 
-use plexus_core::bus::{Acker, BoxFuture, BusError};
+use crate::bus::{Acker, BoxFuture, BusError};
 use tokio::sync::{mpsc, oneshot};
 
 /// An answer to the delivery numbered `number` of read round `round`.
-pub(super) struct Answer {
-    pub(super) round: u64,
-    pub(super) number: u64,
+pub(crate) struct Answer {
+    pub(crate) round: u64,
+    pub(crate) number: u64,
     /// `None`: ack; `Some(delay)`: nack.
-    pub(super) nack: Option<Duration>,
-    pub(super) reply: Option<oneshot::Sender<Result<(), BusError>>>,
+    pub(crate) nack: Option<Duration>,
+    pub(crate) reply: Option<oneshot::Sender<Result<(), BusError>>>,
 }
 
 /// Answers one delivery through its holder; dropped unanswered, it is a
 /// nack without delay.
-pub(super) struct ExclusiveAcker {
-    pub(super) answers: mpsc::Sender<Answer>,
-    pub(super) round: u64,
-    pub(super) number: u64,
-    pub(super) backend: std::sync::Arc<str>,
-    pub(super) answered: bool,
+pub(crate) struct ExclusiveAcker {
+    pub(crate) answers: mpsc::Sender<Answer>,
+    pub(crate) round: u64,
+    pub(crate) number: u64,
+    pub(crate) backend: std::sync::Arc<str>,
+    pub(crate) answered: bool,
 }
 
 impl ExclusiveAcker {
