@@ -11,9 +11,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::SqliteConfig;
-use crate::subscription;
 use crate::turns::WriteTurns;
 use crate::writer::{Command, Writer};
+use crate::{exclusive, subscription};
 
 /// The embedded durable bus on a SQLite database: a [`Publisher`] and a
 /// [`Subscriber`]. Clones share the database connection and its writer.
@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub(crate) turns: WriteTurns,
     /// Cancelled when the bus closes.
     pub(crate) closed: CancellationToken,
+    /// Moves when a commit gave a topic something (see the writer).
+    pub(crate) written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Shared {
@@ -101,7 +103,13 @@ impl SqliteBus {
         }
         let config = Arc::new(config);
         let turns = WriteTurns::default();
-        let writer = Writer::open(Arc::clone(&config), Arc::clone(&name), turns.clone())
+        let written = Arc::new(tokio::sync::watch::Sender::new(0));
+        let writer = Writer::open(
+            Arc::clone(&config),
+            Arc::clone(&name),
+            turns.clone(),
+            Arc::clone(&written),
+        )
             .await
             .map_err(|e| {
                 BusError::backend(
@@ -147,6 +155,7 @@ impl SqliteBus {
                 queued_bytes,
                 closed: CancellationToken::new(),
                 turns,
+                written,
             }),
         })
     }
@@ -179,7 +188,7 @@ impl SqliteBus {
             replay: true,
             nack_delay: true,
             max_message_bytes: self.shared.config.max_message_bytes,
-            exclusive_groups: false,
+            exclusive_groups: true,
         }
     }
 
@@ -287,7 +296,11 @@ impl Subscriber for SqliteBus {
             }
             check_topic(topic)?;
             options.check(&shared.name, &self.features_of())?;
-            subscription::open(Arc::clone(shared), topic, options).await
+            if options.exclusive {
+                exclusive::open(Arc::clone(shared), topic, options).await
+            } else {
+                subscription::open(Arc::clone(shared), topic, options).await
+            }
         })
     }
 

@@ -57,6 +57,7 @@
 
 mod bus;
 mod config;
+mod exclusive;
 mod inbox;
 mod outbox;
 mod row;

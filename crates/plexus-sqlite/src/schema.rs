@@ -102,6 +102,18 @@ pub(crate) async fn open(config: &SqliteConfig) -> Result<SqliteConnection, sqlx
     Ok(connection)
 }
 
+/// A further connection to the database of `config` (its tables exist),
+/// whose commits need not wait for the disk (`synchronous=NORMAL`): for
+/// writes a crash may undo without harm.
+pub(crate) async fn connect_relaxed(
+    config: &SqliteConfig,
+) -> Result<SqliteConnection, sqlx::Error> {
+    options(config)
+        .synchronous(SqliteSynchronous::Normal)
+        .connect()
+        .await
+}
+
 fn options(config: &SqliteConfig) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(&config.path)

@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plexus_core::bus::{BoxFuture, BusError};
 use sqlx::sqlite::SqliteConnection;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::SqliteConfig;
@@ -85,6 +85,9 @@ pub(crate) struct Writer {
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
+    /// Counts the commits that gave a topic something, and wake-ups from
+    /// other connections: exclusive groups' holders read again on it.
+    written: Arc<watch::Sender<u64>>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch (stored deadlines are
@@ -112,6 +115,7 @@ impl Writer {
         config: Arc<SqliteConfig>,
         name: Arc<str>,
         turns: WriteTurns,
+        written: Arc<watch::Sender<u64>>,
     ) -> Result<Self, sqlx::Error> {
         let connection = schema::open(&config).await?;
         let now = Instant::now();
@@ -133,6 +137,7 @@ impl Writer {
             effects: Effects::default(),
             retention_due: now,
             touch_due: now,
+            written,
         })
     }
 
@@ -156,6 +161,7 @@ impl Writer {
             let Some(first) = first else { break };
             if matches!(first, Command::Wake) {
                 self.wake_parked();
+                self.written.send_modify(|n| *n += 1);
                 continue;
             }
             let mut wake = false;
@@ -193,6 +199,7 @@ impl Writer {
             }
             if wake {
                 self.wake_parked();
+                self.written.send_modify(|n| *n += 1);
             }
             if let Some(reply) = close {
                 schema::close(self.connection, self.config.busy_timeout).await;
@@ -295,6 +302,9 @@ impl Writer {
         self.cache.commit();
         self.settle_unparked(true);
         let effects = std::mem::take(&mut self.effects);
+        if !effects.wake.is_empty() {
+            self.written.send_modify(|n| *n += 1);
+        }
         self.extensions.extend(handover::extensions(effects.leased));
         self.topics.extend(effects.new_topics);
         self.private_groups.extend(effects.joined_private);

@@ -43,6 +43,17 @@ pub const WRITE_EVERY: Duration = Duration::from_millis(10);
 /// The most messages one read asks for.
 pub const READ_MAX: usize = 500;
 
+/// The error for a group some shared members took messages of: it
+/// cannot be held exclusively.
+pub fn taken_by_shared_members(group: &str, topic: &str) -> BusError {
+    BusError::invalid(
+        "exclusive",
+        format!(
+            "group `{group}` of topic `{topic}` has messages its shared members took; an exclusive subscription needs a group whose members all subscribe exclusively"
+        ),
+    )
+}
+
 /// What one read brought.
 pub struct Read<P> {
     /// The messages after the position read from, in order, each with its
@@ -70,7 +81,7 @@ pub trait ExclusiveSource: Send {
     fn write<'a>(&'a mut self, to: &'a Self::Position) -> BoxFuture<'a, Result<(), BusError>>;
 
     /// Ends when the topic may have new messages.
-    fn woken(&self) -> BoxFuture<'_, ()>;
+    fn woken(&mut self) -> BoxFuture<'_, ()>;
 }
 
 /// The holder's end of an exclusive subscription's stream.

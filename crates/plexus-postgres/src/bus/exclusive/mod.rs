@@ -167,12 +167,9 @@ impl Source {
                 )
             })?;
         let Some((xid, seq)) = taken else {
-            return Err(BusError::invalid(
-                "exclusive",
-                format!(
-                    "group `{}` of topic `{}` has messages its shared members took; an exclusive subscription needs a group whose members all subscribe exclusively",
-                    self.group_name, self.topic
-                ),
+            return Err(exclusive::taken_by_shared_members(
+                &self.group_name,
+                &self.topic,
             ));
         };
         tracing::debug!(topic = %self.topic, group = %self.group_name, "holding an exclusive group");
@@ -271,7 +268,7 @@ impl ExclusiveSource for Source {
         Box::pin(self.advance(to))
     }
 
-    fn woken(&self) -> BoxFuture<'_, ()> {
+    fn woken(&mut self) -> BoxFuture<'_, ()> {
         let notify: Arc<Notify> = Arc::clone(&self.waker.notify);
         Box::pin(async move { notify.notified().await })
     }
