@@ -208,11 +208,18 @@ impl Source {
                 again_in: poll,
             });
         }
-        let last = messages.last().map_or(after, |(at, _)| at);
+        if !messages.is_empty() {
+            // Handed on at once; the next read (soon) tells whether more
+            // wait behind a running transaction.
+            return Ok(Read {
+                messages,
+                again_in: HELD_BACK_RETRY,
+            });
+        }
         let behind: bool = sqlx::query_scalar(&self.shared.sql.held_back)
             .bind(self.topic.as_ref())
-            .bind(&last.xid)
-            .bind(last.seq)
+            .bind(&after.xid)
+            .bind(after.seq)
             .fetch_one(&mut self.connection)
             .await
             .map_err(|e| self.failed("reading", e))?;
