@@ -4,11 +4,14 @@
 //! `FROM`, where a service's outbox writes in its own transactions, and
 //! publishes what it takes to the bus `TO`, acknowledging at the source
 //! only once the destination accepted (a
-//! [`Forwarder`](plexus_bus::forward::Forwarder)). Run several: the
-//! group shares the topic, each key with one of them at a time. Killed
-//! at any point, it loses nothing: what it held comes back at the
-//! source after `--ack-deadline` and is published again (a duplicate
-//! the consumers' inbox drops).
+//! [`Forwarder`](plexus_bus::forward::Forwarder)). Run several: on an
+//! outbox (SQLite, PostgreSQL) the group is exclusive, one relay reads
+//! the topic in order and the others stand by, taking over at once (on
+//! PostgreSQL) or within the poll interval (on SQLite) when it dies;
+//! elsewhere they share the topic, each key with one of them at a time.
+//! Killed at any point, it loses nothing: what it had not yet marked done
+//! at the source is published again by the next (a duplicate the
+//! consumers' inbox drops).
 //!
 //! It prints `relaying TOPIC from FROM to TO` once started, a line of
 //! figures every `--report-every` (messages relayed, lag from a
@@ -38,7 +41,8 @@ pub struct Args {
     /// The destination topic (default: the same name).
     #[arg(long)]
     to_topic: Option<String>,
-    /// The relay's consumer group at the source; relays of one group share
+    /// The relay's consumer group at the source: one relay of the group
+    /// at a time where the source offers exclusive groups, else they share
     /// the topic.
     #[arg(long, default_value = "relay")]
     group: String,
