@@ -5,7 +5,8 @@
 //!
 //! - **Holding.** A member takes an exclusive lock on a file beside the
 //!   database (`DB.group-ID.lock`), trying again every poll interval
-//!   while another holds it. The operating system lets it go with the
+//!   while another holds it. The file stays: it marks the group
+//!   exclusive, and a shared member is refused. The operating system lets it go with the
 //!   process, so a member that dies hands the group over within a poll
 //!   interval.
 //! - **Reading** is on a connection of the member's own (WAL readers do
@@ -29,6 +30,7 @@ use plexus_core::bus::{BoxFuture, BusError, SubscribeOptions, Subscription};
 use sqlx::{Connection as _, Row as _, SqliteConnection};
 use tokio::sync::{oneshot, watch};
 
+use crate::SqliteConfig;
 use crate::bus::Shared;
 use crate::row;
 use crate::schema;
@@ -63,20 +65,26 @@ pub(crate) async fn open(
     let topic: Arc<str> = topic.into();
     let (subscription, feed) =
         exclusive::channel(Arc::clone(&topic), Arc::clone(&shared.name), options);
-    let mut lock = shared.config.path.clone().into_os_string();
-    lock.push(format!(".group-{group_id}.lock"));
     let source = Source {
+        lock: lock_path(&shared.config, group_id),
         written: shared.written.subscribe(),
         shared,
         topic,
         topic_id,
         group_name: group,
         group: group_id,
-        lock: PathBuf::from(lock),
         connection,
     };
     tokio::spawn(source.run(feed));
     Ok(subscription)
+}
+
+/// The lock file of exclusive group `group_id`, beside the database. Its
+/// existence marks the group exclusive: shared members are refused.
+pub(crate) fn lock_path(config: &SqliteConfig, group_id: i64) -> PathBuf {
+    let mut lock = config.path.clone().into_os_string();
+    lock.push(format!(".group-{group_id}.lock"));
+    PathBuf::from(lock)
 }
 
 /// The member: on stand-by for the group's lock file, then holding the

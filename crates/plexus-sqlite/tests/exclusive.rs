@@ -93,3 +93,28 @@ async fn a_nack_delivers_that_message_and_all_after_it_again() {
     assert_eq!(again, expected);
     Publisher::close(&bus).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_member_of_an_exclusive_group_is_refused() {
+    let db = TempDb::new();
+    let bus = db.open().await;
+    bus.publish("orders", vec![numbered(0, None)])
+        .await
+        .unwrap();
+    let mut holder = bus.subscribe("orders", exclusive()).await.unwrap();
+    next_within(&mut holder, WAIT).await.ack().await.unwrap();
+    let refused = bus
+        .subscribe("orders", SubscribeOptions::group("relay"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        matches!(&refused, plexus_core::bus::BusError::InvalidOption { option: "exclusive", reason } if reason.contains("is exclusive")),
+        "{refused}"
+    );
+    // Another group of the topic is not affected.
+    bus.subscribe("orders", SubscribeOptions::group("audit"))
+        .await
+        .unwrap();
+    Publisher::close(&bus).await.unwrap();
+}
