@@ -23,7 +23,7 @@
 
 use std::fs::{File, TryLockError};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use plexus_core::bus::exclusive::{self, ExclusiveSource, Feed, Read};
 use plexus_core::bus::{BoxFuture, BusError, SubscribeOptions, Subscription};
@@ -35,6 +35,14 @@ use crate::bus::Shared;
 use crate::row;
 use crate::schema;
 use crate::writer::{Command, Joined, now_ms};
+
+/// Up to ?3 messages of topic ?1 after seq ?2, in order.
+static READ: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM plexus_messages WHERE topic_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        row::COLUMNS
+    )
+});
 
 /// Joins `options`' group of `topic` as an exclusive member; its stream
 /// stands by until the member holds the group.
@@ -165,16 +173,13 @@ impl Source {
     async fn read_after(&mut self, after: i64, max: usize) -> Result<Read<i64>, BusError> {
         // What is committed from here on wakes the next wait.
         self.written.borrow_and_update();
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM plexus_messages WHERE topic_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            row::COLUMNS
-        ))
-        .bind(self.topic_id)
-        .bind(after)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_all(&mut self.connection)
-        .await
-        .map_err(|e| self.error("reading", e))?;
+        let rows = sqlx::query(&READ)
+            .bind(self.topic_id)
+            .bind(after)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&mut self.connection)
+            .await
+            .map_err(|e| self.error("reading", e))?;
         let mut messages = Vec::with_capacity(rows.len());
         for stored in &rows {
             let seq: i64 = stored.try_get(0).map_err(|e| self.error("reading", e))?;

@@ -34,14 +34,15 @@ pub(crate) async fn open(
         reply,
     };
     let Joined { topic_id, group_id } = shared.call("subscriber", command, answer).await?;
+    let lock = crate::exclusive::lock_path(&shared.config, group_id);
     if let Some(group) = &options.group
-        && crate::exclusive::lock_path(&shared.config, group_id).exists()
+        && lock.exists()
     {
         return Err(BusError::invalid(
             "exclusive",
             format!(
                 "group `{group}` of topic `{topic}` is exclusive (its lock file {} exists): its members subscribe with SubscribeOptions::exclusive(), or use another group",
-                crate::exclusive::lock_path(&shared.config, group_id).display()
+                lock.display()
             ),
         ));
     }

@@ -34,9 +34,12 @@ pub(crate) async fn open(
     topic: &str,
     options: SubscribeOptions,
 ) -> Result<Subscription, BusError> {
-    let (group, private) = group_of(&options)?;
-    let earliest = options.start == plexus_core::bus::StartFrom::Earliest;
-    let (group_id, exclusive) = join(&shared, topic, &group, private, earliest).await?;
+    let Joined {
+        group,
+        private,
+        id: group_id,
+        exclusive,
+    } = join(&shared, topic, &options).await?;
     if exclusive {
         return Err(BusError::invalid(
             "exclusive",
@@ -80,31 +83,35 @@ pub(crate) async fn open(
     )))
 }
 
-/// The group of `options` (a new private one without) and whether it is
-/// private.
-pub(super) fn group_of(options: &SubscribeOptions) -> Result<(String, bool), BusError> {
-    match &options.group {
-        Some(group) if group.chars().any(char::is_control) => Err(BusError::invalid(
-            "group",
-            "a group name has no control characters",
-        )),
-        Some(group) => Ok((group.clone(), false)),
-        None => Ok((format!("~private-{}", uuid::Uuid::now_v7()), true)),
-    }
+/// The group a subscription joined.
+pub(super) struct Joined {
+    pub(super) group: String,
+    pub(super) private: bool,
+    pub(super) id: i64,
+    pub(super) exclusive: bool,
 }
 
-/// Joins (or makes) `group` of `topic`: its id and whether it is
-/// exclusive.
+/// Joins (or makes) the group of `options` on `topic`, a new private one
+/// without a name.
 pub(super) async fn join(
     shared: &Shared,
     topic: &str,
-    group: &str,
-    private: bool,
-    earliest: bool,
-) -> Result<(i64, bool), BusError> {
-    sqlx::query_as(&shared.sql.join)
+    options: &SubscribeOptions,
+) -> Result<Joined, BusError> {
+    let (group, private) = match &options.group {
+        Some(group) if group.chars().any(char::is_control) => {
+            return Err(BusError::invalid(
+                "group",
+                "a group name has no control characters",
+            ));
+        }
+        Some(group) => (group.clone(), false),
+        None => (format!("~private-{}", uuid::Uuid::now_v7()), true),
+    };
+    let earliest = options.start == plexus_core::bus::StartFrom::Earliest;
+    let (id, exclusive) = sqlx::query_as(&shared.sql.join)
         .bind(topic)
-        .bind(group)
+        .bind(&group)
         .bind(private)
         .bind(earliest)
         .fetch_one(&shared.pool)
@@ -115,7 +122,13 @@ pub(super) async fn join(
                 e,
                 "subscriber",
             )
-        })
+        })?;
+    Ok(Joined {
+        group,
+        private,
+        id,
+        exclusive,
+    })
 }
 
 /// The member's unanswered deliveries, counted against `max_in_flight`.

@@ -144,15 +144,7 @@ impl Feed {
         start: S::Position,
         closed: impl Future<Output = ()>,
     ) -> Result<(), BusError> {
-        let mut window = Window::new(
-            Arc::clone(&self.topic),
-            Arc::clone(&self.backend),
-            self.options.ack_deadline,
-            self.answers.clone(),
-            Arc::clone(&self.round),
-            Arc::clone(&self.yielded),
-            start.clone(),
-        );
+        let mut window = Window::new(self, start.clone());
         let mut stored = start;
         let mut written_at = Instant::now();
         let mut idle_until: Option<Instant> = None;

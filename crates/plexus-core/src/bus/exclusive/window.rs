@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::Feed;
 use super::acker::{Answer, ExclusiveAcker};
 use crate::Message;
 use crate::bus::Delivery;
@@ -47,35 +48,29 @@ pub(crate) struct Window<P> {
     next_number: u64,
     /// Read, not yet handed to the stream.
     pub(crate) ready: VecDeque<Ready>,
-    /// Attempts so far of the messages a new round reads again.
-    again: Vec<(P, u32)>,
+    /// Attempts so far of the messages a new round reads again, in the
+    /// order it reads them (each leaves as it is read).
+    again: VecDeque<(P, u32)>,
     /// A nack's delay: no reads until then.
     pub(crate) paused_until: Option<Instant>,
 }
 
 impl<P: Clone + PartialEq> Window<P> {
-    pub(crate) fn new(
-        topic: Arc<str>,
-        backend: Arc<str>,
-        ack_deadline: Duration,
-        answers: mpsc::Sender<Answer>,
-        round: Arc<AtomicU64>,
-        yielded: Arc<AtomicU64>,
-        start: P,
-    ) -> Self {
+    /// The window of `feed`'s holder, starting after `start`.
+    pub(crate) fn new(feed: &Feed, start: P) -> Self {
         Window {
-            topic,
-            backend,
-            ack_deadline,
-            answers,
-            round,
-            yielded,
+            topic: Arc::clone(&feed.topic),
+            backend: Arc::clone(&feed.backend),
+            ack_deadline: feed.options.ack_deadline,
+            answers: feed.answers.clone(),
+            round: Arc::clone(&feed.round),
+            yielded: Arc::clone(&feed.yielded),
             acked_to: start.clone(),
             read_to: start,
             entries: VecDeque::new(),
             next_number: 0,
             ready: VecDeque::new(),
-            again: Vec::new(),
+            again: VecDeque::new(),
             paused_until: None,
         }
     }
@@ -95,11 +90,16 @@ impl<P: Clone + PartialEq> Window<P> {
     /// at once.
     pub(crate) fn push(&mut self, at: P, message: Result<Message, String>) {
         let round = self.round.load(Ordering::Acquire);
-        let attempt = self
-            .again
-            .iter()
-            .find(|(p, _)| *p == at)
-            .map_or(1, |(_, tried)| tried + 1);
+        let attempt = match self.again.pop_front() {
+            Some((again, tried)) if again == at => tried + 1,
+            // Not the message the last round ended on: the rest of the
+            // list no longer lines up.
+            Some(_) => {
+                self.again.clear();
+                1
+            }
+            None => 1,
+        };
         let number = self.next_number;
         self.next_number += 1;
         self.read_to = at.clone();

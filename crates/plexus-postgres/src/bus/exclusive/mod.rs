@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 use super::Shared;
 use super::row;
-use super::subscription::{HELD_BACK_RETRY, group_of, join};
+use super::subscription::{HELD_BACK_RETRY, Joined, join};
 use super::wake::Waker;
 
 /// Joins `options`' group of `topic` as an exclusive member; its stream
@@ -35,9 +35,11 @@ pub(crate) async fn open(
     topic: &str,
     options: SubscribeOptions,
 ) -> Result<Subscription, BusError> {
-    let (group, private) = group_of(&options)?;
-    let earliest = options.start == plexus_core::bus::StartFrom::Earliest;
-    let (group_id, _) = join(&shared, topic, &group, private, earliest).await?;
+    let Joined {
+        group,
+        id: group_id,
+        ..
+    } = join(&shared, topic, &options).await?;
     let connection = connect(&shared).await?;
     let topic: Arc<str> = topic.into();
     let waker = shared.wakes.register(&topic, group_id);
