@@ -80,44 +80,58 @@ fn headers_column(message: &Message) -> Option<String> {
     serde_json::to_string(message.headers()).ok()
 }
 
-/// A claimed row: its `seq`, attempt and message, or why the row is not a
-/// valid message. The row's columns are `claim()`'s.
+/// The columns of a delivered row, in this order (`claim()`'s, and the
+/// exclusive read's before its `xid`), read by position.
+pub(crate) const SEQ: usize = 0;
+const ATTEMPT: usize = 1;
+const ID: usize = 2;
+const SOURCE: usize = 3;
+const TYPE: usize = 4;
+const SPECVERSION: usize = 5;
+const SUBJECT: usize = 6;
+const TIME: usize = 7;
+const CONTENT_TYPE: usize = 8;
+const KEY: usize = 9;
+const HEADERS: usize = 10;
+const DATA: usize = 11;
+/// The first column after the message's.
+pub(crate) const NEXT: usize = 12;
+
+/// A delivered row: its `seq`, attempt and message, or why the row is
+/// not a valid message. The row's columns are in the order above.
 pub(crate) fn decode(row: &PgRow) -> Result<(i64, u32, Message), (i64, String)> {
-    let seq: i64 = row.try_get("seq").map_err(|e| (0, e.to_string()))?;
-    let attempt: i32 = row.try_get("attempt").map_err(|e| (seq, e.to_string()))?;
+    let seq: i64 = row.try_get(SEQ).map_err(|e| (0, e.to_string()))?;
+    let attempt: i32 = row.try_get(ATTEMPT).map_err(|e| (seq, e.to_string()))?;
     let message = message(row).map_err(|e| (seq, e))?;
     Ok((seq, u32::try_from(attempt).unwrap_or(1), message))
 }
 
 fn message(row: &PgRow) -> Result<Message, String> {
     let get_err = |e: sqlx::Error| e.to_string();
-    let specversion: String = row.try_get("specversion").map_err(get_err)?;
+    let specversion: &str = row.try_get(SPECVERSION).map_err(get_err)?;
     if specversion != SPEC_VERSION {
         return Err(format!(
             "specversion is `{specversion}`, plexus reads {SPEC_VERSION}"
         ));
     }
-    let time: OffsetDateTime = row.try_get("time").map_err(get_err)?;
-    let headers: serde_json::Value = row.try_get("headers").map_err(get_err)?;
+    let time: OffsetDateTime = row.try_get(TIME).map_err(get_err)?;
+    let headers: serde_json::Value = row.try_get(HEADERS).map_err(get_err)?;
     let headers = headers_of(headers)?;
-    let payload: Vec<u8> = row.try_get("data").map_err(get_err)?;
+    let payload: &[u8] = row.try_get(DATA).map_err(get_err)?;
     let parts = MessageParts {
-        id: row.try_get("id").map_err(get_err)?,
-        source: row.try_get("source").map_err(get_err)?,
-        ty: row.try_get("type").map_err(get_err)?,
-        subject: row.try_get("subject").map_err(get_err)?,
+        id: row.try_get(ID).map_err(get_err)?,
+        source: row.try_get(SOURCE).map_err(get_err)?,
+        ty: row.try_get(TYPE).map_err(get_err)?,
+        subject: row.try_get(SUBJECT).map_err(get_err)?,
         time: SystemTime::from(time),
-        data_content_type: row.try_get("datacontenttype").map_err(get_err)?,
-        key: row.try_get("partitionkey").map_err(get_err)?,
+        data_content_type: row.try_get(CONTENT_TYPE).map_err(get_err)?,
+        key: row.try_get(KEY).map_err(get_err)?,
         headers,
-        payload: Bytes::from(payload),
+        payload: Bytes::copy_from_slice(payload),
     };
     Message::from_parts(parts).map_err(|e| e.to_string())
 }
 
-/// The `headers` column: a JSON object; string values as they are, other
-/// values as their JSON text (a client in another language may store
-/// numbers or booleans).
 fn headers_of(value: serde_json::Value) -> Result<BTreeMap<String, String>, String> {
     match value {
         serde_json::Value::Null => Ok(BTreeMap::new()),

@@ -22,16 +22,17 @@ pub(crate) struct Statements {
     pub(crate) hold: String,
     /// `$1` group, `$2` holder: lets the group go.
     pub(crate) let_go: String,
-    /// `$1` group, `$2` xid (text), `$3` seq, `$4` holder: moves an
+    /// `$1` group, `$2` xid, `$3` seq, `$4` holder: moves an
     /// exclusive group's cursor while `$4` holds it.
     pub(crate) advance: String,
-    /// `$1` topic, `$2` xid (text), `$3` seq, `$4` max: up to `max`
+    /// `$1` topic, `$2` xid, `$3` seq, `$4` max: up to `max`
     /// messages of the topic after `(xid, seq)`, of transactions older
     /// than every running one, in `(xid, seq)` order (see the schema's
-    /// module on why), with their `xid` as text and `attempt` 1: an
-    /// exclusive group's next messages.
+    /// module on why), in the columns [`row::decode`](super::row::decode)
+    /// reads (`attempt` 1) and then their `xid`: an exclusive group's
+    /// next messages.
     pub(crate) read_after: String,
-    /// `$1` topic, `$2` xid (text), `$3` seq: whether committed messages
+    /// `$1` topic, `$2` xid, `$3` seq: whether committed messages
     /// after `(xid, seq)` wait behind a running transaction.
     pub(crate) held_back: String,
     /// `$1` group, `$2` owner, `$3` max, `$4` deadline ms, `$5` window.
@@ -74,24 +75,25 @@ impl Statements {
                 "UPDATE {s}.groups g SET holder = $2, exclusive = true, touched = now() \
                  WHERE g.id = $1 AND (g.exclusive OR NOT EXISTS \
                      (SELECT 1 FROM {s}.pending p WHERE p.group_id = $1)) \
-                 RETURNING g.cursor_xid::text, g.cursor_seq",
+                 RETURNING g.cursor_xid::text::bigint, g.cursor_seq",
             ),
             let_go: fill("UPDATE {s}.groups SET holder = NULL WHERE id = $1 AND holder = $2"),
             advance: fill(
-                "UPDATE {s}.groups SET cursor_xid = $2::text::xid8, cursor_seq = $3, touched = now() \
+                "UPDATE {s}.groups SET cursor_xid = $2::bigint::text::xid8, cursor_seq = $3, touched = now() \
                  WHERE id = $1 AND holder = $4",
             ),
             read_after: fill(
-                "SELECT m.seq, m.xid::text AS xid, 1 AS attempt, m.id, m.source, m.type, m.specversion, \
-                 m.subject, m.\"time\", m.datacontenttype, m.partitionkey, m.headers, m.data \
+                "SELECT m.seq, 1 AS attempt, m.id, m.source, m.type, m.specversion, \
+                 m.subject, m.\"time\", m.datacontenttype, m.partitionkey, m.headers, m.data, \
+                 m.xid::text::bigint AS xid \
                  FROM {s}.messages m \
-                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::text::xid8, $3) \
+                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::bigint::text::xid8, $3) \
                    AND m.xid < pg_snapshot_xmin(pg_current_snapshot()) \
                  ORDER BY m.xid, m.seq LIMIT $4",
             ),
             held_back: fill(
                 "SELECT EXISTS (SELECT 1 FROM {s}.messages m \
-                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::text::xid8, $3) \
+                 WHERE m.topic = $1 AND (m.xid, m.seq) > ($2::bigint::text::xid8, $3) \
                    AND m.xid >= pg_snapshot_xmin(pg_current_snapshot()))",
             ),
             claim: fill("SELECT * FROM {s}.claim($1, $2, $3, $4, $5)"),

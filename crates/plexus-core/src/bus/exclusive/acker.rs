@@ -11,7 +11,8 @@ pub(crate) struct Answer {
     pub(crate) number: u64,
     /// `None`: ack; `Some(delay)`: nack.
     pub(crate) nack: Option<Duration>,
-    pub(crate) reply: Option<oneshot::Sender<Result<(), BusError>>>,
+    /// A nack's: told once the holder started the new round.
+    pub(crate) reply: Option<oneshot::Sender<()>>,
 }
 
 /// Answers one delivery through its holder; dropped unanswered, it is a
@@ -25,18 +26,25 @@ pub(crate) struct ExclusiveAcker {
 }
 
 impl ExclusiveAcker {
+    /// Sends the answer to the holder, which takes answers in order and
+    /// records every one sent before it writes the group's position or
+    /// lets the group go. An ack returns once sent (no round trip per
+    /// delivery); a nack once the holder started the new round, so that
+    /// what the stream yields after it is the new round's.
     async fn answer(mut self: Box<Self>, nack: Option<Duration>) -> Result<(), BusError> {
         self.answered = true;
-        let (reply, replied) = oneshot::channel();
+        let (reply, replied) = match nack {
+            Some(_) => {
+                let (reply, replied) = oneshot::channel();
+                (Some(reply), Some(replied))
+            }
+            None => (None, None),
+        };
         let answer = Answer {
             round: self.round,
             number: self.number,
             nack,
-            reply: Some(reply),
-        };
-        let gone = || BusError::Closed {
-            backend: self.backend.to_string(),
-            what: "subscriber",
+            reply,
         };
         if self.answers.send(answer).await.is_err() {
             // The subscription ended: its group did not move past this
@@ -44,10 +52,18 @@ impl ExclusiveAcker {
             // happen.
             return match nack {
                 Some(_) => Ok(()),
-                None => Err(gone()),
+                None => Err(BusError::Closed {
+                    backend: self.backend.to_string(),
+                    what: "subscriber",
+                }),
             };
         }
-        replied.await.unwrap_or_else(|_| Err(gone()))
+        if let Some(replied) = replied {
+            // Dropped unanswered only when the holder ended, which holds
+            // the nack too.
+            let _ = replied.await;
+        }
+        Ok(())
     }
 }
 

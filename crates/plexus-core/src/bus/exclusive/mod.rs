@@ -11,7 +11,8 @@
 //!   it is acked too, the position moves past it, written at most every
 //!   [`WRITE_EVERY`] and when the holder stops (lost in a crash, the
 //!   position steps back and messages come again). An ack returns once
-//!   the holder recorded it.
+//!   sent to the holder, which records every answer sent before it writes
+//!   the position or lets the group go; a nack once its round began.
 //! - **Rounds.** A nack, a delivery dropped unanswered or one past its ack
 //!   deadline starts a new round: reading resumes after the last message
 //!   acked in order (after the nack's delay), so the order holds;
@@ -150,7 +151,7 @@ impl Feed {
         let mut idle_until: Option<Instant> = None;
         let out = self.out.clone();
         tokio::pin!(closed);
-        loop {
+        'feed: loop {
             while let Ok(answer) = self.answered.try_recv() {
                 window.answer(answer);
             }
@@ -178,6 +179,19 @@ impl Feed {
                 idle_until = (!full).then(|| Instant::now() + read.again_in);
                 continue;
             }
+            // Hand on what is ready while the stream has room, without a
+            // wait (and its timers) per delivery.
+            while !window.ready.is_empty() {
+                match out.try_reserve() {
+                    Ok(permit) => {
+                        if let Some(next) = window.ready.pop_front() {
+                            permit.send(Ok(next));
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Full(())) => break,
+                    Err(mpsc::error::TrySendError::Closed(())) => break 'feed,
+                }
+            }
             let write_due = (window.acked_to != stored).then_some(written_at + WRITE_EVERY);
             let wake_after = idle_until.or(window.paused_until);
             tokio::select! {
@@ -198,6 +212,12 @@ impl Feed {
                 () = sleep_until(window.first_deadline()) => {}
                 () = sleep_until(write_due) => {}
             }
+        }
+        // Answers sent before the end count (an ack returns once sent);
+        // later ones are refused.
+        self.answered.close();
+        while let Ok(answer) = self.answered.try_recv() {
+            window.answer(answer);
         }
         if window.acked_to != stored {
             // What was acked since the last write, before letting go.

@@ -154,7 +154,7 @@ impl<P: Clone + PartialEq> Window<P> {
             }
         }
         if let Some(reply) = answer.reply {
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(());
         }
     }
 

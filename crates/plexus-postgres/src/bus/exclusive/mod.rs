@@ -101,8 +101,8 @@ async fn connect(shared: &Shared) -> Result<PgConnection, BusError> {
 /// A place in the group's `(xid, seq)` order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Position {
-    /// `xid8` as text.
-    xid: String,
+    /// The `xid8` (below 2^63 for as long as PostgreSQL runs).
+    xid: i64,
     seq: i64,
 }
 
@@ -154,7 +154,7 @@ impl Source {
             () = closed.cancelled() => return Ok(None),
             () = feed.dropped() => return Ok(None),
         }
-        let taken: Option<(String, i64)> = sqlx::query_as(&self.shared.sql.hold)
+        let taken: Option<(i64, i64)> = sqlx::query_as(&self.shared.sql.hold)
             .bind(self.group)
             .bind(&self.token)
             .fetch_optional(&mut self.connection)
@@ -186,7 +186,7 @@ impl Source {
         let asked = i32::try_from(max).unwrap_or(i32::MAX);
         let rows = sqlx::query(&self.shared.sql.read_after)
             .bind(self.topic.as_ref())
-            .bind(&after.xid)
+            .bind(after.xid)
             .bind(after.seq)
             .bind(asked)
             .fetch_all(&mut self.connection)
@@ -194,8 +194,12 @@ impl Source {
             .map_err(|e| self.failed("reading", e))?;
         let mut messages = Vec::with_capacity(rows.len());
         for row in &rows {
-            let seq: i64 = row.try_get("seq").map_err(|e| self.failed("reading", e))?;
-            let xid: String = row.try_get("xid").map_err(|e| self.failed("reading", e))?;
+            let seq: i64 = row
+                .try_get(row::SEQ)
+                .map_err(|e| self.failed("reading", e))?;
+            let xid: i64 = row
+                .try_get(row::NEXT)
+                .map_err(|e| self.failed("reading", e))?;
             let message = row::decode(row).map(|(_, _, message)| message).map_err(|(_, reason)| {
                 tracing::error!(topic = %self.topic, group = %self.group_name, seq, %reason, "a stored message is not a valid plexus message; the exclusive group passes over it");
                 reason
@@ -220,7 +224,7 @@ impl Source {
         }
         let behind: bool = sqlx::query_scalar(&self.shared.sql.held_back)
             .bind(self.topic.as_ref())
-            .bind(&after.xid)
+            .bind(after.xid)
             .bind(after.seq)
             .fetch_one(&mut self.connection)
             .await
@@ -239,7 +243,7 @@ impl Source {
     async fn advance(&mut self, to: &Position) -> Result<(), BusError> {
         let written = sqlx::query(&self.shared.sql.advance)
             .bind(self.group)
-            .bind(&to.xid)
+            .bind(to.xid)
             .bind(to.seq)
             .bind(&self.token)
             .execute(&mut self.connection)
