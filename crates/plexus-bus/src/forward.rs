@@ -32,6 +32,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -317,10 +318,26 @@ fn passing(error: &BusError) -> bool {
 /// Acknowledges deliveries the destination accepted. An ack that fails
 /// leaves its message to come again and be published again: logged, as
 /// the duplicate it makes.
+///
+/// Each ack is polled once as it is made: one that a source answers at
+/// once (an exclusive group's) ends there, and only the others are kept
+/// to wait on together.
 async fn acknowledge(ackers: Vec<Box<dyn Acker>>) {
-    for result in join_all(ackers.into_iter().map(|acker| acker.ack())).await {
+    let failed = |error: BusError| {
+        tracing::warn!(%error, "acknowledging a forwarded message failed; it will be forwarded again");
+    };
+    let mut waiting = FuturesUnordered::new();
+    for acker in ackers {
+        let mut ack = acker.ack();
+        match futures::poll!(ack.as_mut()) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => failed(error),
+            Poll::Pending => waiting.push(ack),
+        }
+    }
+    while let Some(result) = waiting.next().await {
         if let Err(error) = result {
-            tracing::warn!(%error, "acknowledging a forwarded message failed; it will be forwarded again");
+            failed(error);
         }
     }
 }
