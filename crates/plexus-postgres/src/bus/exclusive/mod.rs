@@ -60,22 +60,16 @@ pub(crate) async fn open(
 }
 
 /// A connection of the member's own, for the group's lock (which lives as
-/// long as its session) and everything the holder runs.
+/// long as its session) and everything the holder runs: taken from the
+/// bus's pool (an idle one saves connecting) and detached from it, so
+/// that the pool neither counts it nor hands it to anyone else.
 async fn connect(shared: &Shared) -> Result<PgConnection, BusError> {
-    let options = shared.pool.connect_options();
-    let connecting = PgConnection::connect_with(&options);
-    let mut connection = tokio::time::timeout(shared.config.connect_timeout, connecting)
+    let mut connection = shared
+        .pool
+        .acquire()
         .await
-        .map_err(|_| {
-            BusError::backend(
-                shared.name.as_ref(),
-                format!(
-                    "an exclusive member's connection: no answer within {:?} (PostgresConfig::connect_timeout)",
-                    shared.config.connect_timeout
-                ),
-            )
-        })?
-        .map_err(|e| shared.failed("opening an exclusive member's connection", e, "subscriber"))?;
+        .map_err(|e| shared.failed("taking an exclusive member's connection", e, "subscriber"))?
+        .detach();
     // Its cursor writes need not wait for the disk (lost in a crash, the
     // position steps back and messages come again). Its reads are planned
     // once, for the index in order: a topic's statistics lag its growth,
