@@ -191,3 +191,35 @@ async fn shared_and_exclusive_members_do_not_mix_in_one_group() {
     assert!(error.to_string().contains("shared members took"), "{error}");
     Publisher::close(&bus).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_gets_its_whole_max_in_flight_unacked_across_reads() {
+    let schema = Schema::fresh(&common::machine_url());
+    let Some(bus) = bus(&schema, "exclusive_max_in_flight").await else {
+        return;
+    };
+    for from in (0..1200).step_by(100) {
+        bus.publish("orders", messages(from, 100)).await.unwrap();
+    }
+    // More in flight than one read takes (`exclusive::READ_MAX`), none
+    // acked until all of them came; no deadline ends the round meanwhile.
+    let options = SubscribeOptions::group("relay")
+        .exclusive()
+        .from_earliest()
+        .max_in_flight(1000)
+        .ack_deadline(Duration::from_secs(600));
+    let mut member = bus.subscribe("orders", options).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..1000 {
+        held.push(next(&mut member).await);
+    }
+    let taken: Vec<String> = held.iter().map(|d| d.message().id().to_owned()).collect();
+    assert_eq!(taken, ids(0..1000));
+    let more = tokio::time::timeout(Duration::from_millis(200), member.next()).await;
+    assert!(more.is_err(), "a delivery past max_in_flight");
+    for delivery in held {
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(take_acking(&mut member, 200).await, ids(1000..1200));
+    Publisher::close(&bus).await.unwrap();
+}

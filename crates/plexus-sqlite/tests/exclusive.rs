@@ -118,3 +118,36 @@ async fn a_shared_member_of_an_exclusive_group_is_refused() {
         .unwrap();
     Publisher::close(&bus).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_gets_its_whole_max_in_flight_unacked_across_reads() {
+    let db = TempDb::new();
+    let bus = db.open().await;
+    let messages: Vec<_> = (0..1200).map(|n| numbered(n, None)).collect();
+    for batch in messages.chunks(100) {
+        bus.publish("orders", batch.to_vec()).await.unwrap();
+    }
+    // More in flight than one read takes (`exclusive::READ_MAX`), none
+    // acked until all of them came; no deadline ends the round meanwhile.
+    let options = SubscribeOptions::group("relay")
+        .exclusive()
+        .from_earliest()
+        .max_in_flight(1000)
+        .ack_deadline(Duration::from_secs(600));
+    let mut member = bus.subscribe("orders", options).await.unwrap();
+    let mut held = Vec::new();
+    for expected in 0..1000 {
+        let delivery = next_within(&mut member, WAIT).await;
+        assert_eq!(number(delivery.message()), expected);
+        held.push(delivery);
+    }
+    nothing_within(&mut member, Duration::from_millis(200)).await;
+    for delivery in held {
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(
+        take_acking(&mut member, 200).await,
+        (1000..1200).collect::<Vec<_>>()
+    );
+    Publisher::close(&bus).await.unwrap();
+}

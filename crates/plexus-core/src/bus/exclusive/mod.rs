@@ -180,17 +180,23 @@ impl Feed {
                 continue;
             }
             // Hand on what is ready while the stream has room, without a
-            // wait (and its timers) per delivery.
+            // wait (and its timers) per delivery; once all of it went, the
+            // top of the loop reads more if the room allows.
+            let mut handed = false;
             while !window.ready.is_empty() {
                 match out.try_reserve() {
                     Ok(permit) => {
                         if let Some(next) = window.ready.pop_front() {
                             permit.send(Ok(next));
+                            handed = true;
                         }
                     }
                     Err(mpsc::error::TrySendError::Full(())) => break,
                     Err(mpsc::error::TrySendError::Closed(())) => break 'feed,
                 }
+            }
+            if handed && window.ready.is_empty() {
+                continue;
             }
             let write_due = (window.acked_to != stored).then_some(written_at + WRITE_EVERY);
             let wake_after = idle_until.or(window.paused_until);
