@@ -5,10 +5,10 @@
 //!
 //! - **Holding.** A member takes an exclusive lock on a file beside the
 //!   database (`DB.group-ID.lock`), trying again every poll interval
-//!   while another holds it. The file stays: it marks the group
-//!   exclusive, and a shared member is refused. The operating system lets it go with the
+//!   while another holds it. The operating system lets it go with the
 //!   process, so a member that dies hands the group over within a poll
-//!   interval.
+//!   interval. The file stays: it marks the group exclusive, and a shared
+//!   member of it is refused.
 //! - **Reading** is on a connection of the member's own (WAL readers do
 //!   not wait for the writer); a commit of this process that gave a topic
 //!   something, or [`SqliteBus::notify_written`], brings the next read,

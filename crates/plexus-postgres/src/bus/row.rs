@@ -132,6 +132,9 @@ fn message(row: &PgRow) -> Result<Message, String> {
     Message::from_parts(parts).map_err(|e| e.to_string())
 }
 
+/// The `headers` column: a JSON object; string values as they are, other
+/// values as their JSON text (a client in another language may store
+/// numbers or booleans).
 fn headers_of(value: serde_json::Value) -> Result<BTreeMap<String, String>, String> {
     match value {
         serde_json::Value::Null => Ok(BTreeMap::new()),
