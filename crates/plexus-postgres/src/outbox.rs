@@ -23,8 +23,8 @@ use plexus_core::bus::BusError;
 use sqlx::{Postgres, Transaction};
 
 use crate::PostgresConfig;
-use crate::bus::publish::{bind, checked};
-use crate::bus::statements::Statements;
+use crate::bus::publish::{checked, insert};
+use crate::bus::statements::{Inserts, Statements};
 
 /// Inserts messages into a PostgreSQL bus's topics inside the caller's own
 /// transaction (see the module). Holds the bounds it applies and the
@@ -35,7 +35,7 @@ pub struct PostgresOutbox {
     config: PostgresConfig,
     /// `$1` topic, `$2..$10` the columns, `$11` the schema's channel: the
     /// insert and the notification in one statement.
-    sql: String,
+    sql: Inserts,
     name: String,
 }
 
@@ -58,7 +58,8 @@ impl PostgresOutbox {
     fn of(config: &PostgresConfig) -> Self {
         let publish = Statements::new(&config.schema).publish;
         PostgresOutbox {
-            sql: format!("WITH inserted AS ({publish}) SELECT pg_notify($11, $1)"),
+            sql: publish
+                .wrapped(|insert| format!("WITH inserted AS ({insert}) SELECT pg_notify($11, $1)")),
             name: format!("postgres outbox (schema {})", config.schema),
             config: config.clone(),
         }
@@ -82,7 +83,7 @@ impl PostgresOutbox {
         let Some(columns) = checked(&self.config, &self.name, topic, messages)? else {
             return Ok(());
         };
-        bind(sqlx::query(&self.sql), topic, &columns)
+        insert(&self.sql, topic, &columns)
             .bind(&self.config.schema)
             .execute(&mut **tx)
             .await

@@ -11,6 +11,7 @@ use sqlx::query::Query;
 
 use super::Shared;
 use super::row::Columns;
+use super::statements::Inserts;
 use crate::PostgresConfig;
 
 /// Publishes `batch` to `topic` (see [`Publisher::publish`]).
@@ -27,7 +28,7 @@ pub(crate) async fn publish(
     let Some(columns) = checked(&shared.config, &shared.name, topic, &batch)? else {
         return Ok(());
     };
-    bind(sqlx::query(&shared.sql.publish), topic, &columns)
+    insert(&shared.sql.publish, topic, &columns)
         .execute(&shared.pool)
         .await
         .map_err(|e| {
@@ -98,21 +99,35 @@ pub(crate) fn checked<'a>(
     })
 }
 
-/// Binds `topic` and `columns` to the publish statement.
-pub(crate) fn bind<'q>(
-    query: Query<'q, Postgres, PgArguments>,
+/// The INSERT of `columns` into `topic` (more parameters may follow):
+/// a single message in the form of one row of values, more as arrays.
+pub(crate) fn insert<'q>(
+    sql: &'q Inserts,
     topic: &'q str,
     columns: &'q Columns<'q>,
 ) -> Query<'q, Postgres, PgArguments> {
-    query
-        .bind(topic)
-        .bind(&columns.ids)
-        .bind(&columns.sources)
-        .bind(&columns.types)
-        .bind(&columns.subjects)
-        .bind(&columns.times)
-        .bind(&columns.content_types)
-        .bind(&columns.keys)
-        .bind(&columns.headers)
-        .bind(&columns.data)
+    match columns.single() {
+        Some(one) => sqlx::query(&sql.one)
+            .bind(topic)
+            .bind(one.id)
+            .bind(one.source)
+            .bind(one.ty)
+            .bind(one.subject)
+            .bind(one.time)
+            .bind(one.content_type)
+            .bind(one.key)
+            .bind(one.headers)
+            .bind(one.data),
+        None => sqlx::query(&sql.many)
+            .bind(topic)
+            .bind(&columns.ids)
+            .bind(&columns.sources)
+            .bind(&columns.types)
+            .bind(&columns.subjects)
+            .bind(&columns.times)
+            .bind(&columns.content_types)
+            .bind(&columns.keys)
+            .bind(&columns.headers)
+            .bind(&columns.data),
+    }
 }

@@ -61,6 +61,51 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// One message's columns (see [`Columns::single`]).
+pub(crate) struct One<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) ty: &'a str,
+    pub(crate) subject: Option<&'a str>,
+    pub(crate) time: OffsetDateTime,
+    pub(crate) content_type: Option<&'a str>,
+    pub(crate) key: Option<&'a str>,
+    pub(crate) headers: Option<&'a str>,
+    pub(crate) data: &'a [u8],
+}
+
+impl Columns<'_> {
+    /// The columns of the batch's message when it holds exactly one.
+    pub(crate) fn single(&self) -> Option<One<'_>> {
+        match (
+            self.ids.as_slice(),
+            self.sources.as_slice(),
+            self.types.as_slice(),
+            self.subjects.as_slice(),
+            self.times.as_slice(),
+            self.content_types.as_slice(),
+            self.keys.as_slice(),
+            self.headers.as_slice(),
+            self.data.as_slice(),
+        ) {
+            ([id], [source], [ty], [subject], [time], [content_type], [key], [headers], [data]) => {
+                Some(One {
+                    id,
+                    source,
+                    ty,
+                    subject: *subject,
+                    time: *time,
+                    content_type: *content_type,
+                    key: *key,
+                    headers: headers.as_deref(),
+                    data,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `time` as a timestamp PostgreSQL stores (it keeps microseconds, years
 /// 4713 BC to 294276 AD; this accepts years -9999 to 9999).
 fn time_column(time: SystemTime) -> Option<OffsetDateTime> {
