@@ -29,6 +29,14 @@
 //! good (a message too large for it, a topic name it does not take), the
 //! messages go back too and the forwarder stops with the error: nothing
 //! is dropped, and the cause is for an operator to fix.
+//!
+//! When the source's subscription fails for a while (its connection or
+//! session lost, the server restarting), the forwarder sends back what it
+//! holds and subscribes again after the same doubling waits, until the
+//! source answers: its group then delivers again what was not
+//! acknowledged. Each such failure is logged and counted
+//! ([`Forwarded::source_failures`]). Any other failure of the source ends
+//! the forwarder with the error.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +76,9 @@ pub struct Forwarded {
     /// Batches the destination refused for a while, sent back to the
     /// source to be taken again.
     pub refused_batches: u64,
+    /// Times the source's subscription failed for a while (or subscribing
+    /// again did) and the forwarder subscribed again.
+    pub source_failures: u64,
 }
 
 impl Forwarder {
@@ -103,8 +114,8 @@ impl Forwarder {
         self
     }
 
-    /// The first wait after the destination refused a batch, and the
-    /// bound the doubling waits stop at.
+    /// The first wait after the destination refused a batch or the source
+    /// failed, and the bound the doubling waits stop at.
     pub fn retry(mut self, first: Duration, max: Duration) -> Self {
         self.retry = first;
         self.max_retry = max.max(first);
@@ -141,9 +152,10 @@ impl Forwarder {
     }
 
     /// Forwards until `shutdown` completes or the source's subscription
-    /// ends; the batch in hand is finished first. Errors when subscribing
-    /// fails, when the subscription fails, or when the destination refuses
-    /// a batch for good (its messages sent back to the source first).
+    /// ends; the batch in hand is finished first. Errors when the first
+    /// subscribing fails, when the source fails in a way waiting does not
+    /// mend, or when the destination refuses a batch for good (its
+    /// messages sent back to the source first).
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<Forwarded, BusError> {
         let mut reader = self.read().await?;
         let mut done = Forwarded::default();
@@ -175,7 +187,18 @@ impl Forwarder {
             }
             if let Some(error) = failed {
                 send_back(ackers, Duration::ZERO).await;
-                break 'run Err(error);
+                if !passing(&error) {
+                    break 'run Err(error);
+                }
+                done.source_failures += 1;
+                tracing::warn!(from = %self.from, %error, retry_in = ?wait, "the source's subscription failed; subscribing again");
+                finish(&mut acking).await;
+                reader.stop().await;
+                match self.again(shutdown.as_mut(), &mut wait, &mut done).await? {
+                    Some(again) => reader = again,
+                    None => return Ok(done),
+                }
+                continue;
             }
             match self.publish(messages).await {
                 Ok(count) => {
@@ -197,12 +220,10 @@ impl Forwarder {
                     finish(&mut acking).await;
                     send_back(ackers, wait).await;
                     reader.stop().await;
-                    tokio::select! {
-                        () = &mut shutdown => return Ok(done),
-                        () = tokio::time::sleep(wait) => {}
+                    match self.again(shutdown.as_mut(), &mut wait, &mut done).await? {
+                        Some(again) => reader = again,
+                        None => return Ok(done),
                     }
-                    wait = (wait * 2).min(self.max_retry);
-                    reader = self.read().await?;
                 }
                 Err(error) => {
                     send_back(ackers, Duration::ZERO).await;
@@ -213,6 +234,32 @@ impl Forwarder {
         finish(&mut acking).await;
         reader.stop().await;
         outcome.map(|()| done)
+    }
+
+    /// Waits `wait` (doubling it for the next time, up to the bound) and
+    /// subscribes again, waiting and trying again while the source fails
+    /// for a while; `None` when `shutdown` came first.
+    async fn again(
+        &self,
+        mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+        wait: &mut Duration,
+        done: &mut Forwarded,
+    ) -> Result<Option<Reader>, BusError> {
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(None),
+                () = tokio::time::sleep(*wait) => {}
+            }
+            *wait = (*wait * 2).min(self.max_retry);
+            match self.read().await {
+                Ok(reader) => return Ok(Some(reader)),
+                Err(error) if passing(&error) => {
+                    done.source_failures += 1;
+                    tracing::warn!(from = %self.from, %error, retry_in = ?*wait, "subscribing to the source again failed; trying again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Subscribes to the source (an exclusive group where it offers one:
@@ -309,8 +356,9 @@ async fn finish<F: Future<Output = ()>>(acking: &mut FuturesUnordered<F>) {
     while acking.next().await.is_some() {}
 }
 
-/// Whether the destination may take a batch it refused with `error` later
-/// (it was down or full), rather than never.
+/// Whether a bus that failed with `error` may answer later (it was down,
+/// unreachable or full), rather than never: a destination's refusal, or
+/// the source's subscription failing.
 fn passing(error: &BusError) -> bool {
     matches!(error, BusError::Backend { .. } | BusError::Full { .. })
 }

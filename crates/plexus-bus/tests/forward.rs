@@ -1,6 +1,7 @@
 //! The forwarder: everything arrives, in order per key; a destination
 //! that refuses for a while loses nothing; one that refuses for good
-//! stops the forwarder and leaves the messages at the source.
+//! stops the forwarder and leaves the messages at the source; a source
+//! that fails for a while is subscribed to again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,6 +85,46 @@ impl Publisher for Refusing {
     }
 }
 
+/// A source whose first subscription fails (a backend error) after
+/// `before_failing` deliveries, and whose next `refusals` subscribes fail;
+/// then it is `inner`.
+struct Failing {
+    inner: MemoryBus,
+    before_failing: usize,
+    subscribes: AtomicUsize,
+    refusals: usize,
+}
+
+impl Subscriber for Failing {
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a str,
+        options: SubscribeOptions,
+    ) -> BoxFuture<'a, Result<Subscription, BusError>> {
+        let lost = || BusError::backend("test source", "connection lost");
+        let n = self.subscribes.fetch_add(1, Ordering::AcqRel);
+        Box::pin(async move {
+            let subscription = match n {
+                0 => self.inner.subscribe(topic, options).await?,
+                n if n <= self.refusals => return Err(lost()),
+                _ => return self.inner.subscribe(topic, options).await,
+            };
+            let failing = subscription
+                .take(self.before_failing)
+                .chain(futures::stream::once(async move { Err(lost()) }));
+            Ok(Subscription::new(failing))
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Subscriber::close(&self.inner)
+    }
+
+    fn features(&self) -> Features {
+        Subscriber::features(&self.inner)
+    }
+}
+
 /// Forwards `in` on `source` to `out` on `destination` (batches of 10,
 /// short waits) on a task of its own; send on the sender to stop it.
 fn spawn(
@@ -93,8 +134,19 @@ fn spawn(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<Forwarded, BusError>>,
 ) {
+    spawn_from(Arc::new(source.clone()), destination)
+}
+
+/// [`spawn`] from any source.
+fn spawn_from(
+    source: Arc<dyn Subscriber>,
+    destination: Arc<dyn Publisher>,
+) -> (
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<Forwarded, BusError>>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
-    let forwarder = Forwarder::new(Arc::new(source.clone()), "in", "relay", destination, "out")
+    let forwarder = Forwarder::new(source, "in", "relay", destination, "out")
         .batch(10)
         .retry(Duration::from_millis(5), Duration::from_millis(20));
     let task = tokio::spawn(forwarder.run(async move {
@@ -135,7 +187,8 @@ async fn everything_arrives_in_order_per_key() {
         done,
         Forwarded {
             messages: 250,
-            refused_batches: 0
+            refused_batches: 0,
+            source_failures: 0,
         }
     );
 }
@@ -162,6 +215,40 @@ async fn a_destination_down_for_a_while_loses_nothing() {
     let done = task.await.unwrap().unwrap();
     assert_eq!(done.messages, 40);
     assert_eq!(done.refused_batches, 3);
+}
+
+#[tokio::test]
+async fn a_source_failing_for_a_while_is_subscribed_to_again_and_loses_nothing() {
+    let (source, destination) = (MemoryBus::new(), MemoryBus::new());
+    let mut out = destination
+        .subscribe("out", SubscribeOptions::group("audit"))
+        .await
+        .unwrap();
+    let failing = Failing {
+        inner: source.clone(),
+        before_failing: 15,
+        subscribes: AtomicUsize::new(0),
+        refusals: 2,
+    };
+    let (stop, task) = spawn_from(Arc::new(failing), Arc::new(destination.clone()));
+    let batch = (0..40).map(|n| keyed(n, 40)).collect();
+    source.publish("in", batch).await.unwrap();
+    // Whatever the failure caught unacknowledged comes again: at least
+    // once each.
+    let mut received = Vec::new();
+    while received
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        < 40
+    {
+        received.extend(receive(&mut out, 1).await);
+    }
+    stop.send(()).unwrap();
+    let done = task.await.unwrap().expect("the forwarder goes on");
+    assert!(done.messages >= 40, "{done:?}");
+    // The stream's failure, then the two refused subscribes.
+    assert_eq!(done.source_failures, 3, "{done:?}");
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@
 //! elsewhere they share the topic, each key with one of them at a time.
 //! Killed at any point, it loses nothing: what it had not yet marked done
 //! at the source is published again by the next (a duplicate the
-//! consumers' inbox drops).
+//! consumers' inbox drops). When the source or the destination fails for
+//! a while (a server restarting, a connection or session lost), it waits
+//! and goes on by itself (see the Forwarder).
 //!
 //! It prints `relaying TOPIC from FROM to TO` once started, a line of
 //! figures every `--report-every` (messages relayed, lag from a
@@ -108,9 +110,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
     println!(
-        "stopped: {} relayed, {} batches refused for a while; {}",
+        "stopped: {} relayed, {} batches refused for a while, {} source failures (subscribed again); {}",
         forwarded.messages,
         forwarded.refused_batches,
+        forwarded.source_failures,
         figures(&meter.summary())
     );
     source.close().await?;

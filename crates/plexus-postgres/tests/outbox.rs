@@ -162,6 +162,66 @@ async fn reversed_commits_reach_the_relay_in_order_and_a_rollback_never() {
     Publisher::close(&bus).await.unwrap();
 }
 
+/// The relay's session with PostgreSQL is cut while it waits (its backend
+/// terminated, as a server restart or a lost connection would): its next
+/// read fails, the forwarder subscribes again by itself, takes the group
+/// again and relays what is committed after; nothing is lost, and the
+/// forwarder counts the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_session_is_cut_subscribes_again_and_loses_nothing() {
+    let url = common::machine_url();
+    let schema = Schema::fresh(&url);
+    let bus = match PostgresBus::with_config(schema.config()).await {
+        Ok(bus) => bus,
+        Err(e) => return common::skip_or_fail("a_relay_whose_session_is_cut", &e.to_string()),
+    };
+    let pool = service(&schema).await;
+    let outbox = PostgresOutbox::for_bus(&bus);
+    let (mut out, stop, task) = relay(&bus).await;
+    let commit = |id: &'static str| {
+        let (pool, outbox) = (&pool, &outbox);
+        async move {
+            let mut tx = pool.begin().await.unwrap();
+            outbox.publish(&mut tx, TOPIC, &[event(id)]).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    commit("before").await;
+    assert_eq!(received(&mut out, "before").await, ["before"]);
+
+    // The relay's session: the one holding its group's advisory lock.
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
+         WHERE locktype = 'advisory' AND granted AND classid = hashtext($1)::oid \
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(format!("\"{}\".exclusive", schema.name))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(cut, 1, "one session holds the relay's group");
+
+    commit("after").await;
+    let got = received(&mut out, "after").await;
+    // "before" may come again: its ack may not have reached the cursor
+    // before the cut. A duplicate, which an inbox drops; never a loss.
+    assert!(
+        got.iter().rev().skip(1).all(|id| id == "before"),
+        "relayed after the cut: {got:?}"
+    );
+    stop.send(()).unwrap();
+    let done = task
+        .await
+        .unwrap()
+        .expect("the forwarder goes on after the cut");
+    assert!(
+        done.source_failures >= 1,
+        "the cut was not counted: {done:?}"
+    );
+    pool.close().await;
+    Publisher::close(&bus).await.unwrap();
+}
+
 /// A refusal decided before anything is sent (a message too large, a bad
 /// topic) leaves the transaction usable: its own write commits, without
 /// the refused messages, and an empty publish is nothing.
