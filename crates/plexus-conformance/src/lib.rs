@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             publisher_close,
             topic_isolation,
             consumer_groups,
+            exclusive_groups,
             new_subscriber_receives_old_messages,
             reconnect,
             durable_across_restart,

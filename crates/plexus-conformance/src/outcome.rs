@@ -34,6 +34,7 @@ pub(crate) enum Need {
     Reopen,
     RestartBroker,
     ForeignClient,
+    ExclusiveGroups,
 }
 
 impl Need {
@@ -67,6 +68,10 @@ impl Need {
             Need::ForeignClient => (
                 backend.foreign().is_some(),
                 "no client of this backend in another language was given (Backend::foreign_client)",
+            ),
+            Need::ExclusiveGroups => (
+                features.exclusive_groups,
+                "the backend does not offer exclusive groups (Features::exclusive_groups)",
             ),
         };
         if met { Ok(()) } else { Err(reason) }

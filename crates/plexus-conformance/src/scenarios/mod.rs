@@ -7,6 +7,7 @@
 mod bad_input;
 mod dead_letter;
 mod deadline;
+mod exclusive;
 mod groups;
 mod interop;
 mod isolation;
@@ -22,6 +23,7 @@ mod subscriber_close;
 pub use bad_input::bad_input;
 pub use dead_letter::poison_to_dead_letter;
 pub use deadline::deadline_propagates;
+pub use exclusive::exclusive_groups;
 pub use groups::{concurrent_subscribe, consumer_groups};
 pub use interop::cloudevents_interop;
 pub use isolation::topic_isolation;
