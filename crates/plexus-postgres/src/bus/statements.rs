@@ -58,16 +58,15 @@ impl Statements {
         let fill = |sql: &str| sql.replace("{s}", &s);
         Statements {
             publish: Inserts {
-                one: fill(
-                    "INSERT INTO {s}.messages (topic, id, source, type, subject, \"time\", datacontenttype, partitionkey, headers, data) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'), $10)",
-                ),
-                many: fill(
-                    "INSERT INTO {s}.messages (topic, id, source, type, subject, \"time\", datacontenttype, partitionkey, headers, data) \
-                     SELECT $1, u.id, u.source, u.type, u.subject, u.t, u.ct, u.key, coalesce(u.headers::jsonb, '{}'), u.data \
+                one: fill(&format!(
+                    "{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{{}}'), $10)"
+                )),
+                many: fill(&format!(
+                    "{INSERT_INTO} \
+                     SELECT $1, u.id, u.source, u.type, u.subject, u.t, u.ct, u.key, coalesce(u.headers::jsonb, '{{}}'), u.data \
                      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::bytea[]) \
-                     WITH ORDINALITY AS u(id, source, type, subject, t, ct, key, headers, data, n) ORDER BY u.n",
-                ),
+                     WITH ORDINALITY AS u(id, source, type, subject, t, ct, key, headers, data, n) ORDER BY u.n"
+                )),
             },
             ack: fill("SELECT {s}.ack($1, $2, $3, $4)"),
             nack: fill("SELECT {s}.nack($1, $2, $3, $4)"),
@@ -123,6 +122,11 @@ impl Statements {
         sql.replace("{s}", &self.schema)
     }
 }
+
+/// The head of both forms of [`Inserts`]: the table and the columns they
+/// fill, in the order of their parameters.
+const INSERT_INTO: &str = "INSERT INTO {s}.messages \
+     (topic, id, source, type, subject, \"time\", datacontenttype, partitionkey, headers, data)";
 
 /// The INSERT of a publish, in two forms with the same parameters by
 /// position: `$1` the topic, `$2..$10` the columns (id, source, type,
