@@ -167,7 +167,7 @@ impl Forwarder {
                 biased;
                 () = &mut shutdown => break 'run Ok(()),
                 Some(()) = acking.next(), if !acking.is_empty() => continue,
-                items = reader.batches.next(), if acking.len() < self.acks_ahead.max(1) => match items {
+                items = reader.next_batch(self.batch), if acking.len() < self.acks_ahead.max(1) => match items {
                     Some(items) => items,
                     None => break 'run Ok(()),
                 },
@@ -283,7 +283,7 @@ impl Forwarder {
             options = options.exclusive();
         }
         let mut subscription = self.source.subscribe(&self.from, options).await?;
-        let (ahead, mut taken) = mpsc::channel(self.batch.saturating_mul(PREFETCH_BATCHES));
+        let (ahead, taken) = mpsc::channel(self.batch.saturating_mul(PREFETCH_BATCHES));
         let task = tokio::spawn(async move {
             while let Some(item) = subscription.next().await {
                 if ahead.send(item).await.is_err() {
@@ -291,12 +291,9 @@ impl Forwarder {
                 }
             }
         });
-        let batches = futures::stream::poll_fn(move |cx| taken.poll_recv(cx))
-            .ready_chunks(self.batch)
-            .boxed();
         Ok(Reader {
             task: AbortOnDrop(task),
-            batches,
+            taken,
         })
     }
 
@@ -322,15 +319,31 @@ const PREFETCH_BATCHES: usize = 2;
 /// The source's subscription, read ahead by a task.
 struct Reader {
     task: AbortOnDrop,
-    batches: futures::stream::BoxStream<'static, Vec<Result<Delivery, BusError>>>,
+    taken: mpsc::Receiver<Result<Delivery, BusError>>,
 }
 
 impl Reader {
+    /// The deliveries read ahead, up to `batch` of them, waiting for the
+    /// first; `None` once the source's subscription ended. All that is
+    /// ready is taken in one step: a batch is cut short only when the
+    /// reader is behind, never by the runtime's per-task budget (taking
+    /// them one by one, a budget running out midway yielded a partial
+    /// batch, and more, smaller publishes).
+    async fn next_batch(&mut self, batch: usize) -> Option<Vec<Result<Delivery, BusError>>> {
+        let mut items = Vec::with_capacity(batch);
+        match self.taken.recv_many(&mut items, batch).await {
+            0 => None,
+            _ => Some(items),
+        }
+    }
+
     /// Stops reading and sends what was read ahead back to the source.
     async fn stop(self) {
-        let Reader { task, mut batches } = self;
+        let Reader { task, mut taken } = self;
         drop(task);
-        while let Some(items) = batches.next().await {
+        let mut items = Vec::new();
+        while taken.recv_many(&mut items, usize::MAX).await > 0 {
+            let items = std::mem::take(&mut items);
             let ackers = items
                 .into_iter()
                 .filter_map(Result::ok)
