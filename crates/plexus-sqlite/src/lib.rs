@@ -34,8 +34,6 @@
 //!   to a topic inside the caller's own sqlx transaction on the same
 //!   file: they exist exactly when that transaction commits, in commit
 //!   order, and a consumer group (a relay) takes them on from there.
-//!   [`SqliteOutbox::queue`] keeps them for [`SqliteOutbox::commit`],
-//!   which writes them in the commit's own step (the cheaper way).
 //! - **Inbox.** [`SqliteInbox::process`] records, in the transaction of a
 //!   handler's effect, that a consumer processed a message: a redelivered
 //!   message is seen again and its effect not applied twice.

@@ -10,11 +10,6 @@
 //! transactions that commit later take higher seqs: consumers see them in
 //! commit order.
 //!
-//! [`SqliteOutbox::queue`] keeps a transaction's messages instead, and
-//! [`SqliteOutbox::commit`] writes them with the `COMMIT` in one step of
-//! the connection's worker: for a transaction's event, one step where a
-//! publish and a commit take three.
-//!
 //! A bus in the same process learns of them at once when the transaction
 //! is committed through [`SqliteOutbox::commit`] (an outbox made
 //! [`for_bus`](SqliteOutbox::for_bus)); otherwise within
@@ -37,28 +32,22 @@ use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::row::{COLUMNS_AFTER_TOPIC, INSERT_COLUMNS, bind_columns, bind_message};
+use crate::row::{INSERT_COLUMNS, bind_message};
 use crate::turns::Turn;
 use crate::{SqliteBus, SqliteConfig};
 
 /// A transaction begun by [`SqliteOutbox::begin`]: the caller's
 /// [`Transaction`] (it derefs to it) holding its turn among this
 /// process's writers until it is committed (through
-/// [`SqliteOutbox::commit`]) or dropped (rolled back), and the messages
-/// [`SqliteOutbox::queue`] keeps for its commit.
+/// [`SqliteOutbox::commit`]) or dropped (rolled back).
 #[derive(Debug)]
 pub struct OutboxTransaction<'c> {
     tx: Transaction<'c, Sqlite>,
     _turn: Option<Turn>,
-    /// Messages to write with the commit, by topic, in the order queued.
-    queued: Vec<(String, Vec<Message>)>,
-    /// How many messages `queued` holds.
-    queued_count: usize,
 }
 
 impl OutboxTransaction<'_> {
-    /// Rolls the transaction back (as dropping it does), with the messages
-    /// queued for its commit, and ends its turn.
+    /// Rolls the transaction back (as dropping it does) and ends its turn.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         self.tx.rollback().await
     }
@@ -67,12 +56,7 @@ impl OutboxTransaction<'_> {
 impl<'c> From<Transaction<'c, Sqlite>> for OutboxTransaction<'c> {
     /// A transaction begun without waiting for a turn.
     fn from(tx: Transaction<'c, Sqlite>) -> Self {
-        OutboxTransaction {
-            tx,
-            _turn: None,
-            queued: Vec::new(),
-            queued_count: 0,
-        }
+        OutboxTransaction { tx, _turn: None }
     }
 }
 
@@ -140,153 +124,25 @@ impl SqliteOutbox {
             None => None,
         };
         let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(OutboxTransaction {
-            tx,
-            _turn: turn,
-            queued: Vec::new(),
-            queued_count: 0,
-        })
+        Ok(OutboxTransaction { tx, _turn: turn })
     }
 
-    /// Writes the messages [`queue`](Self::queue)d in `tx` and commits
-    /// it, then tells the bus of [`for_bus`](Self::for_bus) that it has
-    /// new messages ([`SqliteBus::notify_written`]). Committing a
-    /// transaction directly works too (one without queued messages); the
-    /// bus then finds its messages within its poll interval.
-    ///
-    /// Up to 16 queued messages, all to one topic that exists and has
-    /// room, are written in the same step as the `COMMIT`: one statement
-    /// list, run by the connection's worker at once. Otherwise (the
-    /// topic's first messages, a full topic, more messages or topics)
-    /// they are written as [`publish`](Self::publish) writes them, then
-    /// the transaction commits. On an error nothing is committed: `tx`
-    /// is rolled back, the caller's writes with its messages, and a full
-    /// topic says so ([`BusError::Full`]).
-    pub async fn commit<'c>(&self, tx: impl Into<OutboxTransaction<'c>>) -> Result<(), BusError> {
-        let OutboxTransaction {
-            mut tx,
-            _turn: turn,
-            queued,
-            ..
-        } = tx.into();
-        if self.commit_queued(&mut tx, &queued).await? {
-            // Committed with the messages; what is left open on the
-            // connection is an empty deferred transaction (no lock), which
-            // dropping `tx` rolls back on the connection's worker.
-            drop(tx);
-        } else {
-            tx.commit().await.map_err(|e| {
-                BusError::backend(
-                    BACKEND,
-                    format!(
-                        "committing the caller's transaction failed: {e}; nothing of it was kept"
-                    ),
-                )
-            })?;
-        }
+    /// Commits `tx`, then tells the bus of [`for_bus`](Self::for_bus) that
+    /// it has new messages ([`SqliteBus::notify_written`]). Committing a
+    /// transaction directly works too; the bus then finds its messages
+    /// within its poll interval.
+    pub async fn commit<'c>(
+        &self,
+        tx: impl Into<OutboxTransaction<'c>>,
+    ) -> Result<(), sqlx::Error> {
+        let OutboxTransaction { tx, _turn: turn } = tx.into();
+        tx.commit().await?;
         // The bus's writer may go on.
         drop(turn);
         if let Some(bus) = &self.bus {
             bus.notify_written();
         }
         Ok(())
-    }
-
-    /// Checks `messages` for `topic` as [`publish`](Self::publish) does
-    /// and keeps them in `tx`, to be written by [`commit`](Self::commit)
-    /// with the `COMMIT` itself: the cheaper way to add a transaction's
-    /// event (for one message, the two statements of a publish and the
-    /// commit become one step). Queued messages follow any the
-    /// transaction published directly. A transaction holds at most
-    /// [`SqliteConfig::max_batch_messages`] queued messages; more are
-    /// refused ([`BusError::Full`]) and leave the queue as it was.
-    pub fn queue(
-        &self,
-        tx: &mut OutboxTransaction<'_>,
-        topic: &str,
-        messages: &[Message],
-    ) -> Result<(), BusError> {
-        if !self.checked(topic, messages)? {
-            return Ok(());
-        }
-        let count = tx.queued_count.saturating_add(messages.len());
-        if count > self.max_batch_messages {
-            return Err(BusError::Full {
-                topic: topic.to_owned(),
-                reason: format!(
-                    "the transaction would hold {count} queued messages, more than one commit writes ({}, SqliteConfig::max_batch_messages); publish some directly or in another transaction",
-                    self.max_batch_messages
-                ),
-            });
-        }
-        match tx.queued.last_mut() {
-            Some((last, queued)) if last == topic => queued.extend_from_slice(messages),
-            _ => tx.queued.push((topic.to_owned(), messages.to_vec())),
-        }
-        tx.queued_count = count;
-        Ok(())
-    }
-
-    /// Writes `queued` inside `tx`: with the `COMMIT` when they fit one
-    /// statement list (then `true`: committed), else as publishes
-    /// (`false`: the caller commits).
-    async fn commit_queued(
-        &self,
-        tx: &mut Transaction<'_, Sqlite>,
-        queued: &[(String, Vec<Message>)],
-    ) -> Result<bool, BusError> {
-        if let [(topic, messages)] = queued
-            && messages.len() <= ONE_STATEMENT
-        {
-            match commit_with(tx, topic, messages, self.capacity()).await {
-                Ok(()) => return Ok(true),
-                // The topic is missing or full, and nothing was written:
-                // the general way below makes it or says how full it is.
-                Err(e) if no_room(&e) => {}
-                Err(e) => {
-                    return Err(BusError::backend(
-                        BACKEND,
-                        format!(
-                            "writing {} queued messages to topic `{topic}` and committing failed: {e}; nothing of the transaction was kept",
-                            messages.len()
-                        ),
-                    ));
-                }
-            }
-        }
-        for (topic, messages) in queued {
-            self.publish(tx, topic, messages).await?;
-        }
-        Ok(false)
-    }
-
-    /// Refuses a publish of `messages` to `topic` that breaks a bound;
-    /// whether there is anything to write.
-    fn checked(&self, topic: &str, messages: &[Message]) -> Result<bool, BusError> {
-        check_topic(topic)?;
-        for message in messages {
-            let size = message_size(message);
-            if size > self.max_message_bytes {
-                return Err(BusError::TooLarge {
-                    backend: BACKEND.to_owned(),
-                    topic: topic.to_owned(),
-                    id: message.id().to_owned(),
-                    size,
-                    limit: self.max_message_bytes,
-                });
-            }
-        }
-        if messages.len() > self.max_batch_messages {
-            return Err(BusError::Full {
-                topic: topic.to_owned(),
-                reason: format!(
-                    "a batch of {} messages is more than one publish may carry ({}, SqliteConfig::max_batch_messages); split it",
-                    messages.len(),
-                    self.max_batch_messages
-                ),
-            });
-        }
-        Ok(!messages.is_empty())
     }
 
     /// Appends `messages` to `topic` inside `tx`: they become messages of
@@ -310,8 +166,31 @@ impl SqliteOutbox {
         topic: &str,
         messages: &[Message],
     ) -> Result<(), BusError> {
-        if !self.checked(topic, messages)? {
+        check_topic(topic)?;
+        for message in messages {
+            let size = message_size(message);
+            if size > self.max_message_bytes {
+                return Err(BusError::TooLarge {
+                    backend: BACKEND.to_owned(),
+                    topic: topic.to_owned(),
+                    id: message.id().to_owned(),
+                    size,
+                    limit: self.max_message_bytes,
+                });
+            }
+        }
+        if messages.is_empty() {
             return Ok(());
+        }
+        if messages.len() > self.max_batch_messages {
+            return Err(BusError::Full {
+                topic: topic.to_owned(),
+                reason: format!(
+                    "a batch of {} messages is more than one publish may carry ({}, SqliteConfig::max_batch_messages); split it",
+                    messages.len(),
+                    self.max_batch_messages
+                ),
+            });
         }
         let connection: &mut SqliteConnection = tx;
         let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
@@ -492,76 +371,6 @@ async fn insert(
         rest = tail;
     }
     Ok(())
-}
-
-/// The statement list that [`commit_with`] runs for each number of
-/// messages, 1 to [`ONE_STATEMENT`]: `?1` the topic, `?2` the count, `?3`
-/// the capacity, then [`COLUMNS_AFTER_TOPIC`] parameters per message.
-/// The count is added to the topic's `retained` if it has room by
-/// [`SqliteOutbox::publish`]'s rule; the messages take the topic's id
-/// only if it was (`changes()` is the UPDATE's until the INSERT ends),
-/// else NULL, which fails the INSERT and with it the rest: no `COMMIT`.
-/// The `BEGIN` after the `COMMIT` leaves the connection in the empty
-/// deferred transaction that the caller's `Transaction` then rolls back.
-static COMMITS: LazyLock<BTreeMap<usize, String>> = LazyLock::new(|| {
-    (1..=ONE_STATEMENT)
-        .map(|rows| {
-            let values = (0..rows)
-                .map(|row| {
-                    let first = 4 + row * COLUMNS_AFTER_TOPIC;
-                    let columns = (first..first + COLUMNS_AFTER_TOPIC)
-                        .map(|n| format!("?{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!(
-                        "((SELECT id FROM plexus_topics WHERE name = ?1 AND changes() > 0), {columns})"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE plexus_topics SET retained = retained + ?2 \
-                 WHERE name = ?1 AND (retained + ?2 <= ?3 \
-                   OR NOT EXISTS (SELECT 1 FROM plexus_groups WHERE topic_id = plexus_topics.id)); \
-                 INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES {values}; \
-                 COMMIT; \
-                 BEGIN"
-            );
-            (rows, sql)
-        })
-        .collect()
-});
-
-/// Writes `messages` (1 to [`ONE_STATEMENT`]) to `topic` and commits the
-/// transaction on `connection`, in one step (see [`COMMITS`]).
-async fn commit_with(
-    connection: &mut SqliteConnection,
-    topic: &str,
-    messages: &[Message],
-    capacity: i64,
-) -> Result<(), sqlx::Error> {
-    let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
-    let mut query = sqlx::query(COMMITS[&messages.len()].as_str())
-        .bind(topic)
-        .bind(count)
-        .bind(capacity);
-    for message in messages {
-        query = bind_columns(query, message);
-    }
-    query.execute(&mut *connection).await?;
-    Ok(())
-}
-
-/// Whether [`commit_with`] failed because its topic is missing or full
-/// (the INSERT's topic NULL), having written nothing.
-fn no_room(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(e) => {
-            e.kind() == sqlx::error::ErrorKind::NotNullViolation
-                && e.message().contains("plexus_messages.topic_id")
-        }
-        _ => false,
-    }
 }
 
 /// The error of a publish without a savepoint whose statement failed

@@ -60,18 +60,9 @@ pub(crate) fn bind_message<'q>(
     topic_id: i64,
     message: &'q Message,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
-    bind_columns(query.bind(topic_id), message)
-}
-
-/// Binds `message`'s columns of `plexus_messages` but its topic, in the
-/// order of [`INSERT_COLUMNS`] after `topic_id`
-/// ([`COLUMNS_AFTER_TOPIC`] of them).
-pub(crate) fn bind_columns<'q>(
-    query: Query<'q, Sqlite, SqliteArguments<'q>>,
-    message: &'q Message,
-) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     let (secs, nanos) = time_columns(message.time());
     query
+        .bind(topic_id)
         .bind(message.id())
         .bind(message.source())
         .bind(message.ty())
@@ -83,9 +74,6 @@ pub(crate) fn bind_columns<'q>(
         .bind(headers_column(message))
         .bind(message.payload().as_ref())
 }
-
-/// The columns that [`bind_columns`] binds.
-pub(crate) const COLUMNS_AFTER_TOPIC: usize = 10;
 
 /// The columns [`bind_message`] binds, for an INSERT into
 /// `plexus_messages`.

@@ -11,8 +11,6 @@ use plexus_sqlite::{SqliteBus, SqliteConfig, SqliteOutbox};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-pub mod outbox_shop;
-
 /// A fresh database path in its own temporary directory (removed on drop).
 pub struct TempDb {
     pub dir: tempfile::TempDir,

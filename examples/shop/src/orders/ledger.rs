@@ -4,8 +4,8 @@
 //!
 //! Placing an order is one SQLite transaction on the orders database,
 //! which is also a plexus SQLite bus: the order row, the customer's
-//! credit check, and the event to [`ORDER_PLACED_TOPIC`], queued in the
-//! transaction and written with its commit by [`SqliteOutbox`]. Either all of it commits or none of it: an
+//! credit check, and the event appended to [`ORDER_PLACED_TOPIC`]
+//! through [`SqliteOutbox`]. Either all of it commits or none of it: an
 //! order refused by the credit check (rolled back) has no event, and an
 //! order stored always has one. A relay
 //! ([`Forwarder`](plexus_bus::forward::Forwarder)) takes the events from
@@ -87,12 +87,12 @@ impl OrderLedger {
         .execute(&mut **tx)
         .await
         .map_err(|e| failed("storing the order", &e))?;
-        // Written with the commit, in the same step.
         self.outbox
-            .queue(&mut tx, ORDER_PLACED_TOPIC, std::slice::from_ref(&message))
+            .publish(&mut tx, ORDER_PLACED_TOPIC, std::slice::from_ref(&message))
+            .await
             .map_err(|e| failed("writing its OrderPlaced event", &e))?;
-        // Checked with the order written and its event queued, as a
-        // constraint would be: the rollback takes both back.
+        // Checked with the order and its event written, as a constraint
+        // would be: the rollback takes both back.
         let owed: i64 = sqlx::query_scalar(
             "SELECT coalesce(sum(total_cents), 0) FROM shop_orders WHERE customer_id = ?1",
         )

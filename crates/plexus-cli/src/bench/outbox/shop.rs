@@ -12,10 +12,8 @@
 //!
 //! On SQLite a transaction that writes through the outbox begins with
 //! `SqliteOutbox::begin` (its turn among the process's writers, the bus's
-//! own included, then the write lock), as the outbox asks, queues its
-//! event (`SqliteOutbox::queue`) and commits through the outbox, which
-//! writes the event in the commit's own step; one without begins and
-//! commits as any service's would.
+//! own included, then the write lock), as the outbox asks; one without
+//! begins as any service's would.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -222,7 +220,8 @@ impl Shop {
                     built = Some(Instant::now());
                     let event = order.event()?;
                     outbox
-                        .queue(&mut tx, topic, std::slice::from_ref(&event))
+                        .publish(&mut tx, topic, std::slice::from_ref(&event))
+                        .await
                         .with_context(|| {
                             format!("writing the event of order {} to the outbox", order.id)
                         })?;
