@@ -343,9 +343,8 @@ impl Reader {
         drop(task);
         let mut items = Vec::new();
         while taken.recv_many(&mut items, usize::MAX).await > 0 {
-            let items = std::mem::take(&mut items);
             let ackers = items
-                .into_iter()
+                .drain(..)
                 .filter_map(Result::ok)
                 .map(|delivery| delivery.into_parts().3)
                 .collect();
