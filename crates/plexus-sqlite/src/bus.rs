@@ -1,6 +1,7 @@
 //! [`SqliteBus`]: the [`Publisher`] and [`Subscriber`] over the writer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use plexus_core::Message;
 use plexus_core::bus::{
@@ -40,6 +41,11 @@ pub(crate) struct Shared {
     pub(crate) closed: CancellationToken,
     /// Moves when a commit gave a topic something (see the writer).
     pub(crate) written: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Set when another connection of this process committed writes (an
+    /// outbox transaction): the writer's next transaction moves the
+    /// outbox's messages first, even when the wake-up did not fit the
+    /// writer's queue.
+    outbox_written: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -104,11 +110,13 @@ impl SqliteBus {
         let config = Arc::new(config);
         let turns = WriteTurns::default();
         let written = Arc::new(tokio::sync::watch::Sender::new(0));
+        let outbox_written = Arc::new(AtomicBool::new(false));
         let writer = Writer::open(
             Arc::clone(&config),
             Arc::clone(&name),
             turns.clone(),
             Arc::clone(&written),
+            Arc::clone(&outbox_written),
         )
             .await
             .map_err(|e| {
@@ -156,6 +164,7 @@ impl SqliteBus {
                 closed: CancellationToken::new(),
                 turns,
                 written,
+                outbox_written,
             }),
         })
     }
@@ -171,12 +180,15 @@ impl SqliteBus {
     }
 
     /// Tells the bus that another connection of this process committed
-    /// writes to its database (an outbox transaction, say): its waiting
-    /// subscriptions look again at once, where otherwise they would within
-    /// [`SqliteConfig::poll_interval`]. Does not wait; when the bus's
-    /// queue is full it is busy, and the poll interval still bounds the
-    /// wait.
+    /// writes to its database (an outbox transaction, say): its writer
+    /// moves the outbox's messages into their topics before anything it
+    /// writes next, and its waiting subscriptions look again at once,
+    /// where otherwise they would within [`SqliteConfig::poll_interval`].
+    /// Does not wait.
     pub fn notify_written(&self) {
+        self.shared.outbox_written.store(true, Ordering::Release);
+        // When the queue is full, the bus is busy: its next transaction
+        // sees the flag.
         let _ = self.shared.commands.try_send(Command::Wake);
     }
 

@@ -33,6 +33,22 @@ pub struct SqliteConfig {
     /// acknowledged by every group); publishing beyond fails with
     /// [`BusError::Full`] until the groups catch up.
     pub topic_capacity: u64,
+    /// Messages that services' transactions wrote through the outbox and
+    /// the writer has not yet moved into their topics, at most
+    /// ([`SqliteOutbox`](crate::SqliteOutbox)); writing beyond fails with
+    /// [`BusError::Full`] until the writer catches up (it holds back a
+    /// full topic's messages).
+    pub outbox_capacity: u64,
+    /// Outbox messages the writer moves into their topics in one
+    /// transaction at most.
+    pub outbox_batch: u64,
+    /// How long the writer may put off moving this process's newly
+    /// committed outbox messages while its other writers (services'
+    /// outbox transactions) hold the database, so that one of its
+    /// transactions moves the messages of many of theirs, instead of
+    /// each of theirs waiting for one of its. An idle database has them
+    /// moved at once.
+    pub outbox_delay: Duration,
     /// Latest messages a topic without any group keeps (for groups that
     /// will start at the earliest); older ones are deleted.
     pub retain_without_groups: u64,
@@ -69,6 +85,9 @@ impl SqliteConfig {
             max_commit_messages: 20_000,
             max_message_bytes: 1024 * 1024,
             topic_capacity: 1_000_000,
+            outbox_capacity: 1_000_000,
+            outbox_batch: 1_000,
+            outbox_delay: Duration::from_millis(5),
             retain_without_groups: 10_000,
             retention_interval: Duration::from_secs(1),
             retention_batch: 5_000,
@@ -92,13 +111,15 @@ impl SqliteConfig {
 
     /// Checks every bound: an error names the option and what it accepts.
     pub(crate) fn check(&self) -> Result<(), BusError> {
-        let positive: [(&'static str, u64); 8] = [
+        let positive: [(&'static str, u64); 10] = [
             ("queue_capacity", self.queue_capacity as u64),
             ("max_queued_bytes", self.max_queued_bytes as u64),
             ("max_batch_messages", self.max_batch_messages as u64),
             ("max_commit_messages", self.max_commit_messages as u64),
             ("max_message_bytes", self.max_message_bytes as u64),
             ("topic_capacity", self.topic_capacity),
+            ("outbox_capacity", self.outbox_capacity),
+            ("outbox_batch", self.outbox_batch),
             ("retention_batch", self.retention_batch),
             ("group_window", self.group_window),
         ];

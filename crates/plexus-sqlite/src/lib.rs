@@ -30,10 +30,12 @@
 //!   gives the topic something, so deliveries leave with the commit that
 //!   wrote them; writes by another process on the same file are seen
 //!   within [`SqliteConfig::poll_interval`].
-//! - **Transactional outbox.** [`SqliteOutbox::publish`] appends messages
-//!   to a topic inside the caller's own sqlx transaction on the same
-//!   file: they exist exactly when that transaction commits, in commit
-//!   order, and a consumer group (a relay) takes them on from there.
+//! - **Transactional outbox.** [`SqliteOutbox::publish`] writes messages
+//!   to the bus's outbox table inside the caller's own sqlx transaction
+//!   on the same file (one INSERT): they exist exactly when that
+//!   transaction commits. The writer moves them into their topics in
+//!   commit order, and a consumer group (a relay) takes them on from
+//!   there.
 //! - **Inbox.** [`SqliteInbox::process`] records, in the transaction of a
 //!   handler's effect, that a consumer processed a message: a redelivered
 //!   message is seen again and its effect not applied twice.

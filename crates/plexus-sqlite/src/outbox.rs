@@ -2,27 +2,38 @@
 //!
 //! A service writes its own rows and the messages they imply in one
 //! transaction of its own: `outbox.publish(&mut tx, topic, messages)`
-//! appends the messages to the bus's tables on the transaction's
+//! writes the messages to the bus's outbox table on the transaction's
 //! connection, so they exist exactly when the transaction commits. A
-//! rollback leaves no trace; a commit makes them messages of `topic` like
-//! any other, delivered to its consumer groups, which is how a relay takes
-//! them to another broker. SQLite has one writer at a time, so messages of
-//! transactions that commit later take higher seqs: consumers see them in
-//! commit order.
+//! rollback leaves no trace. The bus's writer then moves committed
+//! messages into their topics, oldest first, where they are messages like
+//! any other, delivered to the topics' consumer groups (which is how a
+//! relay takes them to another broker). SQLite has one writer at a time,
+//! so a transaction that commits later writes later rows: consumers see
+//! the messages of a topic in commit order, and before anything the bus
+//! itself publishes to the topic after they committed.
 //!
-//! A bus in the same process learns of them at once when the transaction
-//! is committed through [`SqliteOutbox::commit`] (an outbox made
-//! [`for_bus`](SqliteOutbox::for_bus)); otherwise within
-//! [`SqliteConfig::poll_interval`](crate::SqliteConfig::poll_interval), as
-//! it learns of another process's writes.
+//! The outbox table has no index and no counters: a publish inside the
+//! service's transaction is one INSERT, the least a commit can carry.
+//! Moving messages into a topic (its sequence, its count, its index) is
+//! the writer's work, in transactions of its own, batched.
+//!
+//! When the transaction is committed through [`SqliteOutbox::commit`]
+//! (an outbox made [`for_bus`](SqliteOutbox::for_bus)), the bus's writer
+//! moves them before anything it writes next, and at once when the
+//! database is free (within
+//! [`SqliteConfig::outbox_delay`](crate::SqliteConfig::outbox_delay)
+//! while this process's transactions keep it busy). Otherwise any bus
+//! open on the file finds them within
+//! [`SqliteConfig::poll_interval`](crate::SqliteConfig::poll_interval).
+//! Until a bus is open on the file, they wait in the table.
 //!
 //! Begin the transaction with [`SqliteOutbox::begin`]: it waits its turn
 //! among this process's writers of the database, the bus's own included,
 //! and then takes the write lock (`BEGIN IMMEDIATE`), so that the
-//! service's transactions and the relay's claims and acks follow each
-//! other instead of meeting in SQLite's busy handler, which sleeps up to
-//! 100 ms between tries. While such a transaction is open, the bus waits:
-//! do not wait on the bus (a publish, an ack) inside it.
+//! service's transactions and the writer's follow each other instead of
+//! meeting in SQLite's busy handler, which sleeps up to 100 ms between
+//! tries. While such a transaction is open, the bus waits: do not wait on
+//! the bus (a publish, an ack) inside it.
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
@@ -32,7 +43,7 @@ use plexus_core::Message;
 use plexus_core::bus::{BusError, check_topic, message_size};
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
-use crate::row::{INSERT_COLUMNS, bind_message};
+use crate::row::{MESSAGE_COLUMNS, bind_columns};
 use crate::turns::Turn;
 use crate::{SqliteBus, SqliteConfig};
 
@@ -74,7 +85,7 @@ impl DerefMut for OutboxTransaction<'_> {
     }
 }
 
-/// Appends messages to a SQLite bus's topics inside the caller's own
+/// Writes messages to a SQLite bus's outbox inside the caller's own
 /// transaction (see the module). Holds the bounds it applies and, made
 /// [`for_bus`](Self::for_bus), the bus to wake; cheap to clone and to keep
 /// beside a connection pool.
@@ -82,21 +93,23 @@ impl DerefMut for OutboxTransaction<'_> {
 pub struct SqliteOutbox {
     max_message_bytes: usize,
     max_batch_messages: usize,
-    topic_capacity: u64,
+    capacity: i64,
     /// The bus in this process that [`commit`](Self::commit) wakes.
     bus: Option<SqliteBus>,
 }
 
 impl SqliteOutbox {
     /// An outbox for the bus that `config` describes, with its bounds: the
-    /// largest message, the largest batch, a topic's capacity. The bus's
-    /// tables must exist in the transaction's database: open the bus on
-    /// the file once (`SqliteBus::with_config`) before the first publish.
+    /// largest message, the largest batch, the outbox's capacity. The
+    /// bus's tables must exist in the transaction's database: open the bus
+    /// on the file once (`SqliteBus::with_config`) before the first
+    /// publish; a bus open on the file moves the messages into their
+    /// topics.
     pub fn new(config: &SqliteConfig) -> Self {
         SqliteOutbox {
             max_message_bytes: config.max_message_bytes,
             max_batch_messages: config.max_batch_messages,
-            topic_capacity: config.topic_capacity,
+            capacity: i64::try_from(config.outbox_capacity).unwrap_or(i64::MAX),
             bus: None,
         }
     }
@@ -128,7 +141,8 @@ impl SqliteOutbox {
     }
 
     /// Commits `tx`, then tells the bus of [`for_bus`](Self::for_bus) that
-    /// it has new messages ([`SqliteBus::notify_written`]). Committing a
+    /// the outbox has new messages ([`SqliteBus::notify_written`]): its
+    /// writer moves them into their topics at once. Committing a
     /// transaction directly works too; the bus then finds its messages
     /// within its poll interval.
     pub async fn commit<'c>(
@@ -145,21 +159,18 @@ impl SqliteOutbox {
         Ok(())
     }
 
-    /// Appends `messages` to `topic` inside `tx`: they become messages of
-    /// the topic when, and only when, `tx` commits. All or none: an error
-    /// (a bad topic, a message too large, a full topic, the database
-    /// failing) leaves `tx` as it found it, and the caller may still
-    /// commit its own writes without them, or roll back; but for the
-    /// error saying that SQLite rolled `tx` back itself (as it does on a
-    /// full disk or an I/O error), after which only a rollback remains.
+    /// Writes `messages` for `topic` inside `tx`: they become messages of
+    /// the topic when, and only when, `tx` commits (the bus's writer moves
+    /// them there, see the module). All or none: an error (a bad topic, a
+    /// message too large, a full outbox, the database failing) leaves `tx`
+    /// as it found it, and the caller may still commit its own writes
+    /// without them, or roll back; but for the error saying that SQLite
+    /// rolled `tx` back itself (as it does on a full disk or an I/O
+    /// error), after which only a rollback remains.
     ///
-    /// A batch of up to 16 messages to a topic that exists and has room
-    /// takes two statements: one counts the messages in the topic (after
-    /// checking its room), one inserts them all. A single statement is
-    /// all or none, and SQLite's transaction outlives a statement that
-    /// failed, so if the insert fails the count is taken back. Any other
-    /// publish (the topic's first, a full topic, a larger batch) is
-    /// written under a savepoint.
+    /// A batch of up to 16 messages, or of a power of two up to 2,048, is
+    /// one statement, which checks the outbox's room and inserts the
+    /// batch; a larger batch is written under a savepoint.
     pub async fn publish(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
@@ -193,123 +204,59 @@ impl SqliteOutbox {
             });
         }
         let connection: &mut SqliteConnection = tx;
-        let count = i64::try_from(messages.len()).unwrap_or(i64::MAX);
-        if messages.len() <= ONE_STATEMENT {
-            match self.reserve_existing(connection, topic, count).await {
-                Ok(Some(topic_id)) => {
-                    return match insert(connection, topic_id, messages).await {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(failed(connection, topic, &e, Some((topic_id, count))).await),
-                    };
-                }
-                // The topic is missing or full: the general way makes it
-                // or says how full it is.
-                Ok(None) => {}
-                Err(e) => return Err(failed(connection, topic, &e, None).await),
-            }
+        if chunk_rows(messages.len()) == messages.len() {
+            return match insert(connection, topic, messages, self.capacity).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(self.full(connection, topic, messages.len()).await),
+                Err(e) => Err(failed(connection, topic, &e).await),
+            };
         }
         let mut savepoint = Connection::begin(&mut *connection)
             .await
             .map_err(|e| error(topic, &e))?;
-        match self.append(&mut savepoint, topic, messages, count).await {
-            Ok(()) => savepoint.commit().await.map_err(|e| error(topic, &e)),
-            Err(refused) => match savepoint.rollback().await {
-                Ok(()) => Err(refused),
-                Err(e) => Err(BusError::backend(
-                    BACKEND,
-                    format!(
-                        "{refused}; then undoing the partial publish failed: {e}; roll the transaction back"
-                    ),
-                )),
-            },
+        let refused = match insert(&mut savepoint, topic, messages, self.capacity).await {
+            Ok(true) => return savepoint.commit().await.map_err(|e| error(topic, &e)),
+            Ok(false) => self.full(&mut savepoint, topic, messages.len()).await,
+            Err(e) => error(topic, &e),
+        };
+        match savepoint.rollback().await {
+            Ok(()) => Err(refused),
+            Err(e) => Err(BusError::backend(
+                BACKEND,
+                format!(
+                    "{refused}; then undoing the partial publish failed: {e}; roll the transaction back"
+                ),
+            )),
         }
     }
 
-    /// Counts `count` more messages in the `retained` of `topic` and
-    /// returns its id, in one statement, if the topic exists and has room
-    /// for them by [`reserve`](Self::reserve)'s rule; `None`, having
-    /// written nothing, if it is missing or full.
-    async fn reserve_existing(
-        &self,
-        connection: &mut SqliteConnection,
-        topic: &str,
-        count: i64,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        sqlx::query_scalar(
-            "UPDATE plexus_topics SET retained = retained + ?1 \
-             WHERE name = ?2 AND (retained + ?1 <= ?3 \
-               OR NOT EXISTS (SELECT 1 FROM plexus_groups WHERE topic_id = plexus_topics.id)) \
-             RETURNING id",
-        )
-        .bind(count)
-        .bind(topic)
-        .bind(self.capacity())
-        .fetch_optional(&mut *connection)
-        .await
-    }
-
-    /// Writes `messages` (checked, `count` of them) to `topic` on
-    /// `connection`, under the caller's savepoint.
-    async fn append(
-        &self,
-        connection: &mut SqliteConnection,
-        topic: &str,
-        messages: &[Message],
-        count: i64,
-    ) -> Result<(), BusError> {
-        let topic_id = self.reserve(connection, topic, count).await?;
-        insert(connection, topic_id, messages)
+    /// The error refusing `count` messages for `topic` because the outbox
+    /// has no room for them.
+    async fn full(&self, connection: &mut SqliteConnection, topic: &str, count: usize) -> BusError {
+        let held = match sqlx::query_scalar::<_, i64>(&format!("SELECT {HELD}"))
+            .persistent(false)
+            .fetch_one(&mut *connection)
             .await
-            .map_err(|e| error(topic, &e))
-    }
-
-    /// The id of `topic` (made if missing), with room for `count` more
-    /// messages counted in its `retained`; a topic whose groups have not
-    /// caught up past its capacity refuses them (the savepoint's rollback
-    /// takes the count back).
-    async fn reserve(
-        &self,
-        connection: &mut SqliteConnection,
-        topic: &str,
-        count: i64,
-    ) -> Result<i64, BusError> {
-        let (topic_id, retained): (i64, i64) = sqlx::query_as(
-            "INSERT INTO plexus_topics (name, retained) VALUES (?1, ?2) \
-             ON CONFLICT (name) DO UPDATE SET retained = retained + excluded.retained \
-             RETURNING id, retained",
-        )
-        .bind(topic)
-        .bind(count)
-        .fetch_one(&mut *connection)
-        .await
-        .map_err(|e| error(topic, &e))?;
-        let capacity = self.capacity();
-        if retained <= capacity {
-            return Ok(topic_id);
-        }
-        let has_groups: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plexus_groups WHERE topic_id = ?1)")
-                .bind(topic_id)
-                .fetch_one(&mut *connection)
-                .await
-                .map_err(|e| error(topic, &e))?;
-        if !has_groups {
-            return Ok(topic_id);
-        }
-        Err(BusError::Full {
+        {
+            Ok(held) => held.to_string(),
+            Err(e) => format!("? (counting them failed: {e})"),
+        };
+        BusError::Full {
             topic: topic.to_owned(),
             reason: format!(
-                "it retains {} messages not yet acknowledged by every group, and {count} more would pass its capacity of {capacity} (SqliteConfig::topic_capacity)",
-                retained - count
+                "the outbox holds {held} messages not yet moved into their topics, and {count} more would pass its capacity of {} (SqliteConfig::outbox_capacity); a bus open on the database moves them, but holds back those of a full topic until its groups catch up",
+                self.capacity
             ),
-        })
-    }
-
-    /// A topic's capacity, as SQLite counts.
-    fn capacity(&self) -> i64 {
-        i64::try_from(self.topic_capacity).unwrap_or(i64::MAX)
+        }
     }
 }
+
+/// The messages the outbox holds, as far as its rowids tell (the
+/// writer moves them out oldest first, so the span of rowids left is
+/// their number, or more while a full topic holds some back): two
+/// lookups at the table's ends, no count.
+const HELD: &str = "coalesce((SELECT max(rowid) FROM plexus_outbox) \
+     - (SELECT min(rowid) FROM plexus_outbox) + 1, 0)";
 
 /// The most messages that [`SqliteOutbox::publish`] inserts in one
 /// statement of exactly their number (a power of two, for [`chunk_rows`]).
@@ -320,22 +267,31 @@ const _: () = assert!(ONE_STATEMENT.is_power_of_two());
 /// 2,978 rows of [`COLUMNS_PER_ROW`].
 const MOST_ROWS: usize = 2048;
 
-/// Parameters that [`bind_message`] binds per message.
+/// Parameters bound per message: its topic and [`bind_columns`]'.
 const COLUMNS_PER_ROW: usize = 11;
 
 /// The INSERT of each number of rows that [`chunk_rows`] gives: 1 to
 /// [`ONE_STATEMENT`], and the powers of two above up to [`MOST_ROWS`].
-/// Each is a prepared statement cached on the caller's connection,
-/// hence few of them.
+/// Each inserts its rows only if the outbox has room for them (the last
+/// parameter is its capacity). Each is a prepared statement cached on the
+/// caller's connection, hence few of them.
 static INSERTS: LazyLock<BTreeMap<usize, String>> = LazyLock::new(|| {
-    let row = format!("({})", ["?"; COLUMNS_PER_ROW].join(", "));
+    let row = ["?"; COLUMNS_PER_ROW].join(", ");
     let powers = std::iter::successors(Some(2 * ONE_STATEMENT), |rows| Some(2 * rows))
         .take_while(|rows| *rows <= MOST_ROWS);
     (1..=ONE_STATEMENT)
         .chain(powers)
         .map(|rows| {
-            let values = vec![row.as_str(); rows].join(", ");
-            let sql = format!("INSERT INTO plexus_messages ({INSERT_COLUMNS}) VALUES {values}");
+            let values = if rows == 1 {
+                format!("SELECT {row}")
+            } else {
+                let values = vec![format!("({row})"); rows].join(", ");
+                format!("SELECT * FROM (VALUES {values})")
+            };
+            let sql = format!(
+                "INSERT INTO plexus_outbox (topic, {MESSAGE_COLUMNS}) {values} \
+                 WHERE {HELD} + {rows} <= ?"
+            );
             (rows, sql)
         })
         .collect()
@@ -352,81 +308,63 @@ fn chunk_rows(rest: usize) -> usize {
     }
 }
 
-/// Inserts `messages` into topic `topic_id`, in one statement per
-/// [`chunk_rows`]: all or none only when that is one statement.
+/// Inserts `messages` for `topic` into the outbox, in one statement per
+/// [`chunk_rows`], while it has room for them (all or none only when
+/// that is one statement): whether it had.
 async fn insert(
     connection: &mut SqliteConnection,
-    topic_id: i64,
+    topic: &str,
     messages: &[Message],
-) -> Result<(), sqlx::Error> {
+    capacity: i64,
+) -> Result<bool, sqlx::Error> {
     let mut rest = messages;
     while !rest.is_empty() {
         let (chunk, tail) = rest.split_at(chunk_rows(rest.len()));
         let sql = &INSERTS[&chunk.len()];
         let mut query = sqlx::query(sql.as_str());
         for message in chunk {
-            query = bind_message(query, topic_id, message);
+            query = bind_columns(query.bind(topic), message);
         }
-        query.execute(&mut *connection).await?;
+        let done = query.bind(capacity).execute(&mut *connection).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
         rest = tail;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The error of a publish without a savepoint whose statement failed
-/// with `cause`, after taking back the count it `reserved` (the topic's
-/// id, the count). SQLite rolls the whole transaction back on a few
-/// errors (a full disk, an I/O error, memory running out), and runs each
-/// later statement on its own: taking the count back then would commit
-/// it. So a `BEGIN` tells first: inside a transaction it fails; if it
-/// succeeds, it is rolled back and nothing is taken back. (These rare
-/// statements are not kept prepared on the caller's connection.)
-async fn failed(
-    connection: &mut SqliteConnection,
-    topic: &str,
-    cause: &sqlx::Error,
-    reserved: Option<(i64, i64)>,
-) -> BusError {
+/// with `cause`. SQLite rolls the whole transaction back on a few errors
+/// (a full disk, an I/O error, memory running out), and runs each later
+/// statement on its own, so a `BEGIN` tells which: inside a transaction
+/// it fails; if it succeeds, it is rolled back and the error says that
+/// the caller's transaction is gone. (These rare statements are not kept
+/// prepared on the caller's connection.)
+async fn failed(connection: &mut SqliteConnection, topic: &str, cause: &sqlx::Error) -> BusError {
     let failed = error(topic, cause);
     if sqlx::query("BEGIN")
         .persistent(false)
         .execute(&mut *connection)
         .await
-        .is_ok()
+        .is_err()
     {
-        let ended = match sqlx::query("ROLLBACK")
-            .persistent(false)
-            .execute(&mut *connection)
-            .await
-        {
-            Ok(_) => String::new(),
-            Err(e) => format!(" (and ending the check's own transaction failed: {e})"),
-        };
-        return BusError::backend(
-            BACKEND,
-            format!(
-                "{failed}; SQLite rolled the caller's transaction back with it{ended}: roll it back"
-            ),
-        );
-    }
-    let Some((topic_id, count)) = reserved else {
         return failed;
-    };
-    let undone = sqlx::query("UPDATE plexus_topics SET retained = retained - ?1 WHERE id = ?2")
-        .persistent(false)
-        .bind(count)
-        .bind(topic_id)
-        .execute(&mut *connection)
-        .await;
-    match undone {
-        Ok(_) => failed,
-        Err(e) => BusError::backend(
-            BACKEND,
-            format!(
-                "{failed}; then undoing the partial publish failed: {e}; roll the transaction back"
-            ),
-        ),
     }
+    let ended = match sqlx::query("ROLLBACK")
+        .persistent(false)
+        .execute(&mut *connection)
+        .await
+    {
+        Ok(_) => String::new(),
+        Err(e) => format!(" (and ending the check's own transaction failed: {e})"),
+    };
+    BusError::backend(
+        BACKEND,
+        format!(
+            "{failed}; SQLite rolled the caller's transaction back with it{ended}: roll it back"
+        ),
+    )
 }
 
 /// The backend's name in errors.

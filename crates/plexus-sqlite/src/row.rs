@@ -60,9 +60,17 @@ pub(crate) fn bind_message<'q>(
     topic_id: i64,
     message: &'q Message,
 ) -> Query<'q, Sqlite, SqliteArguments<'q>> {
+    bind_columns(query.bind(topic_id), message)
+}
+
+/// Binds the columns of `message` itself (all but where it is kept), in
+/// the order of [`MESSAGE_COLUMNS`].
+pub(crate) fn bind_columns<'q>(
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+    message: &'q Message,
+) -> Query<'q, Sqlite, SqliteArguments<'q>> {
     let (secs, nanos) = time_columns(message.time());
     query
-        .bind(topic_id)
         .bind(message.id())
         .bind(message.source())
         .bind(message.ty())
@@ -74,6 +82,10 @@ pub(crate) fn bind_message<'q>(
         .bind(headers_column(message))
         .bind(message.payload().as_ref())
 }
+
+/// The columns [`bind_columns`] binds.
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "id, source, type, subject, time_s, time_ns, datacontenttype, key, headers, payload";
 
 /// The columns [`bind_message`] binds, for an INSERT into
 /// `plexus_messages`.

@@ -27,6 +27,12 @@
 //!   else that happens to one of them (its lease runs out, a nack, the
 //!   bus closing) first turns the run's unacknowledged messages into
 //!   `plexus_pending` rows ("explodes" it).
+//! - `plexus_outbox`: messages that services' transactions wrote
+//!   ([`SqliteOutbox`](crate::SqliteOutbox)) and the bus's writer has not
+//!   yet moved into their topics: the topic's name and the message's
+//!   columns. Only the rowid orders it (commit order: one writer at a
+//!   time), with no index and no AUTOINCREMENT, so that a service's
+//!   transaction writes one row and nothing else.
 
 use std::time::Duration;
 
@@ -89,6 +95,19 @@ CREATE TABLE IF NOT EXISTS plexus_runs (
     owner INTEGER NOT NULL,
     PRIMARY KEY (group_id, first_seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plexus_outbox (
+    topic TEXT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,
+    time_s INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    datacontenttype TEXT,
+    key TEXT,
+    headers TEXT,
+    payload BLOB NOT NULL
+);
 ";
 
 /// Opens (creating if missing) the database of `config` with the bus's

@@ -35,4 +35,9 @@ impl WriteTurns {
             _held: Arc::clone(&self.lock).lock_owned().await,
         }
     }
+
+    /// Whether a writer holds its turn now.
+    pub(crate) fn busy(&self) -> bool {
+        self.lock.try_lock().is_err()
+    }
 }

@@ -37,6 +37,13 @@ fn fresh_database() -> (PathBuf, Arc<tempfile::TempDir>) {
     (dir.path().join("bus.db"), Arc::new(dir))
 }
 
+/// The longest single wait of a scenario. An acknowledgement returns once
+/// committed and fsynced, and scenarios that acknowledge 10,000 messages
+/// one after the other wait for as many fsyncs (2-3 ms each on the test
+/// machines: `publisher_close` took 27 s of the default 30 s alone, and
+/// passed that bound only sometimes beside another scenario).
+const PATIENCE: Duration = Duration::from_secs(90);
+
 /// The database file a crash child opens.
 const CRASH_DB_VAR: &str = "PLEXUS_SQLITE_CRASH_DB";
 
@@ -150,6 +157,7 @@ mod shared {
         let for_reopen = handle.clone();
         let child_path = path.clone();
         Backend::one_handle("sqlite bus (shared)", handle)
+            .patience(PATIENCE)
             .crash_child(move || crash_child_command(&child_path))
             .reopen(move || {
                 let _dir = &dir;
@@ -193,6 +201,7 @@ mod separate {
             move || SqliteBus::with_config(config(&for_publishers)),
             move || SqliteBus::with_config(config(&for_subscribers)),
         )
+        .patience(PATIENCE)
         .crash_child(move || crash_child_command(&child_path))
         .reopen(move || {
             let _dir = &dir;

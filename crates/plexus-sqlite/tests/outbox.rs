@@ -1,6 +1,6 @@
-//! The transactional outbox: messages appended in the caller's own
-//! transaction exist exactly when it commits, in commit order, and a
-//! refused publish leaves the transaction as it was.
+//! The transactional outbox: messages written in the caller's own
+//! transaction exist exactly when it commits, reach their topics in
+//! commit order, and a refused publish leaves the transaction as it was.
 
 mod common;
 
@@ -16,7 +16,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A bus on a fresh file (noticing other connections' writes within
 /// 10 ms), a `relay` group on its `orders` topic, the service's pool on
-/// the same file and the outbox.
+/// the same file and the outbox for the bus (only a commit through it
+/// wakes the bus; others are found by the bus's poll).
 struct Shop {
     _db: TempDb,
     bus: SqliteBus,
@@ -27,20 +28,18 @@ struct Shop {
 }
 
 impl Shop {
-    async fn open(capacity: Option<u64>) -> Self {
+    async fn open(configure: impl FnOnce(&mut SqliteConfig)) -> Self {
         let db = TempDb::new();
         let mut config = db.config();
         config.poll_interval = Duration::from_millis(10);
-        if let Some(capacity) = capacity {
-            config.topic_capacity = capacity;
-        }
+        configure(&mut config);
         let bus = db.open_with(config.clone()).await;
         let relay = bus
             .subscribe("orders", SubscribeOptions::group("relay"))
             .await
             .unwrap();
         let pool = service_pool(&config).await;
-        let outbox = SqliteOutbox::new(&config);
+        let outbox = SqliteOutbox::for_bus(&bus);
         Shop {
             _db: db,
             bus,
@@ -76,12 +75,13 @@ async fn orders(pool: &SqlitePool) -> Vec<i64> {
 
 #[tokio::test]
 async fn committed_messages_are_delivered_in_commit_order_and_rolled_back_ones_never() {
-    let mut shop = Shop::open(None).await;
+    let mut shop = Shop::open(|_| {}).await;
     place(&shop.pool, &shop.outbox, 1, true).await;
     place(&shop.pool, &shop.outbox, 2, false).await;
     place(&shop.pool, &shop.outbox, 3, true).await;
-    // A message the bus itself publishes after them: the rolled-back one,
-    // had it been stored, would come before it.
+    // A message the bus itself publishes after their commits (through
+    // the outbox, which wakes the bus): the rolled-back one, had it been
+    // stored, would come before it.
     shop.bus
         .publish("orders", vec![numbered(4, None)])
         .await
@@ -93,13 +93,13 @@ async fn committed_messages_are_delivered_in_commit_order_and_rolled_back_ones_n
 
 #[tokio::test]
 async fn a_refused_publish_leaves_the_transaction_as_it_was() {
-    let mut shop = Shop::open(Some(3)).await;
+    let mut shop = Shop::open(|c| c.outbox_capacity = 3).await;
     let mut tx = shop.pool.begin().await.unwrap();
     sqlx::query("INSERT INTO orders (id) VALUES (1)")
         .execute(&mut *tx)
         .await
         .unwrap();
-    // Four messages where the topic has room for three: refused whole.
+    // Four messages where the outbox has room for three: refused whole.
     let four: Vec<Message> = (10..14).map(|n| numbered(n, None)).collect();
     let full = shop.outbox.publish(&mut tx, "orders", &four).await;
     assert!(matches!(full, Err(BusError::Full { .. })), "{full:?}");
@@ -115,8 +115,7 @@ async fn a_refused_publish_leaves_the_transaction_as_it_was() {
         .unwrap();
     let large = shop.outbox.publish(&mut tx, "orders", &[big]).await;
     assert!(matches!(large, Err(BusError::TooLarge { .. })), "{large:?}");
-    // The transaction goes on: the count the refused batch reserved was
-    // taken back, so three fit.
+    // The transaction goes on without them, so three fit.
     let three: Vec<Message> = (20..23).map(|n| numbered(n, None)).collect();
     shop.outbox
         .publish(&mut tx, "orders", &three)
@@ -130,7 +129,7 @@ async fn a_refused_publish_leaves_the_transaction_as_it_was() {
 
 #[tokio::test]
 async fn every_attribute_survives_the_outbox() {
-    let mut shop = Shop::open(None).await;
+    let mut shop = Shop::open(|_| {}).await;
     let message = Message::builder("shop.OrderPlaced", "/shop/orders")
         .subject("order-7")
         .key("customer-3")
@@ -150,18 +149,18 @@ async fn every_attribute_survives_the_outbox() {
     shop.close().await;
 }
 
-/// The `retained` count of `topic` as `tx` sees it.
-async fn retained(tx: &mut sqlx::SqliteConnection, topic: &str) -> Option<i64> {
-    sqlx::query_scalar("SELECT retained FROM plexus_topics WHERE name = ?1")
+/// The messages of `topic` in the outbox as `tx` sees it.
+async fn in_outbox(tx: &mut sqlx::SqliteConnection, topic: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM plexus_outbox WHERE topic = ?1")
         .bind(topic)
-        .fetch_optional(tx)
+        .fetch_one(tx)
         .await
         .unwrap()
 }
 
 #[tokio::test]
 async fn batches_of_every_size_arrive_whole_and_in_order() {
-    let mut shop = Shop::open(None).await;
+    let mut shop = Shop::open(|_| {}).await;
     let mut tx = shop.pool.begin().await.unwrap();
     // One INSERT of each small size; chunks of powers of two past them.
     let mut next = 0;
@@ -173,7 +172,7 @@ async fn batches_of_every_size_arrive_whole_and_in_order() {
             .unwrap();
         next += size;
     }
-    assert_eq!(retained(&mut tx, "orders").await, Some(next as i64));
+    assert_eq!(in_outbox(&mut tx, "orders").await, next as i64);
     tx.commit().await.unwrap();
     let all = shop.receive(next).await;
     assert_eq!(all, (0..next).collect::<Vec<_>>());
@@ -182,14 +181,14 @@ async fn batches_of_every_size_arrive_whole_and_in_order() {
 
 #[tokio::test]
 async fn the_first_publish_to_a_topic_makes_it() {
-    let shop = Shop::open(None).await;
+    let shop = Shop::open(|_| {}).await;
     let mut tx = shop.pool.begin().await.unwrap();
     let two = [numbered(1, None), numbered(2, None)];
     shop.outbox
         .publish(&mut tx, "invoices", &two)
         .await
         .unwrap();
-    assert_eq!(retained(&mut tx, "invoices").await, Some(2));
+    assert_eq!(in_outbox(&mut tx, "invoices").await, 2);
     tx.commit().await.unwrap();
     let mut invoices = shop
         .bus
@@ -205,17 +204,16 @@ async fn the_first_publish_to_a_topic_makes_it() {
 }
 
 #[tokio::test]
-async fn a_failed_insert_takes_its_count_back() {
-    let mut shop = Shop::open(None).await;
+async fn a_failed_insert_leaves_the_transaction_as_it_was() {
+    let mut shop = Shop::open(|_| {}).await;
     let mut tx = shop.pool.begin().await.unwrap();
     sqlx::query("INSERT INTO orders (id) VALUES (1)")
         .execute(&mut *tx)
         .await
         .unwrap();
-    let before = retained(&mut tx, "orders").await;
-    // Every message insert fails, after the topic counted the batch.
+    // Every outbox insert fails.
     sqlx::query(
-        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_messages \
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_outbox \
          BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
     )
     .execute(&mut *tx)
@@ -229,7 +227,7 @@ async fn a_failed_insert_takes_its_count_back() {
         matches!(&failed, Err(BusError::Backend { reason, .. }) if reason.contains("refused by the test")),
         "{failed:?}"
     );
-    assert_eq!(retained(&mut tx, "orders").await, before);
+    assert_eq!(in_outbox(&mut tx, "orders").await, 0);
     sqlx::query("DROP TRIGGER temp.refuse")
         .execute(&mut *tx)
         .await
@@ -247,7 +245,7 @@ async fn a_failed_insert_takes_its_count_back() {
 #[tokio::test]
 async fn a_transaction_that_sqlite_rolled_back_is_reported_and_left_alone() {
     use sqlx::Connection as _;
-    let shop = Shop::open(None).await;
+    let shop = Shop::open(|_| {}).await;
     let mut connection = shop.pool.acquire().await.unwrap().detach();
     let mut tx = connection.begin().await.unwrap();
     sqlx::query("INSERT INTO orders (id) VALUES (1)")
@@ -256,7 +254,7 @@ async fn a_transaction_that_sqlite_rolled_back_is_reported_and_left_alone() {
         .unwrap();
     // The message insert ends the whole transaction, as a full disk may.
     sqlx::query(
-        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_messages \
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON plexus_outbox \
          BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END",
     )
     .execute(&mut *tx)
@@ -270,14 +268,6 @@ async fn a_transaction_that_sqlite_rolled_back_is_reported_and_left_alone() {
         matches!(&failed, Err(BusError::Backend { reason, .. }) if reason.contains("rolled the caller's transaction back")),
         "{failed:?}"
     );
-    // The count was not taken back outside the transaction: the
-    // committed one is as before.
-    let committed: i64 =
-        sqlx::query_scalar("SELECT retained FROM plexus_topics WHERE name = 'orders'")
-            .fetch_one(&shop.pool)
-            .await
-            .unwrap();
-    assert_eq!(committed, 0);
     assert!(
         tx.commit().await.is_err(),
         "no transaction is left to commit"
@@ -292,7 +282,7 @@ async fn a_transaction_that_sqlite_rolled_back_is_reported_and_left_alone() {
 /// `Send` (the shop's are).
 #[tokio::test]
 async fn a_publish_may_run_on_another_task() {
-    let mut shop = Shop::open(None).await;
+    let mut shop = Shop::open(|_| {}).await;
     let (pool, outbox) = (shop.pool.clone(), shop.outbox.clone());
     tokio::spawn(async move {
         let mut tx = pool.begin().await.unwrap();
@@ -305,5 +295,90 @@ async fn a_publish_may_run_on_another_task() {
     .await
     .unwrap();
     assert_eq!(shop.receive(1).await, [1]);
+    shop.close().await;
+}
+
+/// Commits `numbers` to `topic` through the outbox, one transaction.
+async fn commit_numbers(shop: &Shop, topic: &str, numbers: std::ops::Range<usize>) {
+    let messages: Vec<Message> = numbers.map(|n| numbered(n, None)).collect();
+    let mut tx = shop.pool.begin().await.unwrap();
+    shop.outbox
+        .publish(&mut tx, topic, &messages)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Polls until the outbox holds `count` messages, within [`WAIT`].
+async fn outbox_holds(pool: &SqlitePool, count: i64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut connection = pool.acquire().await.unwrap();
+        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM plexus_outbox")
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+        if held == count {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox holds {held} messages, not {count}, after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_topic_holds_its_outbox_messages_in_order_and_the_others_move_on() {
+    let mut shop = Shop::open(|c| c.topic_capacity = 2).await;
+    let mut invoices = shop
+        .bus
+        .subscribe("invoices", SubscribeOptions::group("a"))
+        .await
+        .unwrap();
+    commit_numbers(&shop, "orders", 1..6).await;
+    commit_numbers(&shop, "invoices", 10..11).await;
+    // Invoices do not wait behind the full orders topic.
+    let delivery = next_within(&mut invoices, WAIT).await;
+    assert_eq!(number(delivery.message()), 10);
+    delivery.ack().await.unwrap();
+    // Two orders fit the topic; three wait in the outbox.
+    outbox_holds(&shop.pool, 3).await;
+    // As the relay acknowledges, the rest follow, in order.
+    assert_eq!(shop.receive(5).await, [1, 2, 3, 4, 5]);
+    outbox_holds(&shop.pool, 0).await;
+    shop.close().await;
+}
+
+#[tokio::test]
+async fn a_row_that_is_not_a_message_holds_up_its_topic_only() {
+    let mut shop = Shop::open(|_| {}).await;
+    let mut invoices = shop
+        .bus
+        .subscribe("invoices", SubscribeOptions::group("a"))
+        .await
+        .unwrap();
+    // A row written by something else, with a time out of range.
+    sqlx::query(
+        "INSERT INTO plexus_outbox (topic, id, source, type, time_s, time_ns, payload) \
+         VALUES ('orders', 'bad', '/tests', 'test.event', 0, 2000000000, x'')",
+    )
+    .execute(&shop.pool)
+    .await
+    .unwrap();
+    commit_numbers(&shop, "orders", 1..2).await;
+    commit_numbers(&shop, "invoices", 10..11).await;
+    let delivery = next_within(&mut invoices, WAIT).await;
+    assert_eq!(number(delivery.message()), 10);
+    delivery.ack().await.unwrap();
+    // The order waits behind the bad row, which stays.
+    outbox_holds(&shop.pool, 2).await;
+    sqlx::query("DELETE FROM plexus_outbox WHERE id = 'bad'")
+        .execute(&shop.pool)
+        .await
+        .unwrap();
+    assert_eq!(shop.receive(1).await, [1]);
+    outbox_holds(&shop.pool, 0).await;
     shop.close().await;
 }

@@ -1,5 +1,6 @@
 //! One commit's commands, applied kind by kind.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use plexus_core::Message;
@@ -10,7 +11,9 @@ use super::answer::Answer;
 use super::command::{Command, Outcome};
 
 impl Writer {
-    /// Applies `batch` inside the open transaction, kind by kind so that a
+    /// Applies `batch` inside the open transaction, after moving the
+    /// outbox's committed messages into their topics when due, kind by
+    /// kind so that a
     /// commit costs a few statements however many commands it carries:
     /// joins and leaves; the publishes of each topic together; every ack
     /// and nack together; the claims of each group together (after the
@@ -22,6 +25,12 @@ impl Writer {
         now: i64,
     ) -> Result<Vec<Outcome>, BusError> {
         self.extend_leases().await?;
+        if self.outbox_written.swap(false, Ordering::AcqRel) {
+            self.outbox_due = true;
+        }
+        if self.outbox_due {
+            self.drain_outbox().await?;
+        }
         let mut outcomes: Vec<Option<Outcome>> = batch.iter().map(|_| None).collect();
         let mut publishes: Vec<(&str, Vec<usize>)> = Vec::new();
         // Leases nobody received go back first (else they would wait for

@@ -11,6 +11,7 @@ mod cache;
 mod command;
 mod group;
 mod handover;
+mod outbox;
 mod park;
 mod pick;
 mod publish;
@@ -19,6 +20,7 @@ mod runs;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plexus_core::bus::{BoxFuture, BusError};
@@ -85,6 +87,24 @@ pub(crate) struct Writer {
     effects: Effects,
     retention_due: Instant,
     touch_due: Instant,
+    /// When to look for outbox messages next ([`outbox`]).
+    outbox_poll: Instant,
+    /// The next transaction moves outbox messages ([`outbox`]): this
+    /// process's outbox committed some, the poll found some, or the last
+    /// move read a whole batch.
+    outbox_due: bool,
+    /// When moving outbox messages put off while this process's other
+    /// writers hold the database stops waiting for them ([`outbox`]).
+    outbox_deadline: Option<Instant>,
+    /// When to look next whether the database is free for them.
+    outbox_next_check: Instant,
+    /// Set by [`SqliteBus::notify_written`](crate::SqliteBus::notify_written):
+    /// makes `outbox_due` at the next transaction.
+    outbox_written: Arc<AtomicBool>,
+    outbox_reported: outbox::Reported,
+    /// The connection commits without waiting for the disk
+    /// (`Writer::commit_own`) until set back.
+    relaxed: bool,
     /// Counts the commits that gave a topic something, and wake-ups from
     /// other connections: exclusive groups' holders read again on it.
     written: Arc<watch::Sender<u64>>,
@@ -116,6 +136,7 @@ impl Writer {
         name: Arc<str>,
         turns: WriteTurns,
         written: Arc<watch::Sender<u64>>,
+        outbox_written: Arc<AtomicBool>,
     ) -> Result<Self, sqlx::Error> {
         let connection = schema::open(&config).await?;
         let now = Instant::now();
@@ -137,6 +158,13 @@ impl Writer {
             effects: Effects::default(),
             retention_due: now,
             touch_due: now,
+            outbox_poll: now,
+            outbox_due: true,
+            outbox_deadline: None,
+            outbox_next_check: now,
+            outbox_written,
+            outbox_reported: outbox::Reported::default(),
+            relaxed: false,
             written,
         })
     }
@@ -157,9 +185,18 @@ impl Writer {
                     self.expire_parked();
                     continue;
                 }
+                () = tokio::time::sleep_until(self.outbox_poll) => {
+                    self.poll_outbox().await;
+                    continue;
+                }
+                Some(()) = sleep_until(self.outbox_check()) => {
+                    self.move_outbox_when_free().await;
+                    continue;
+                }
             };
             let Some(first) = first else { break };
             if matches!(first, Command::Wake) {
+                self.outbox_committed();
                 self.wake_parked();
                 self.written.send_modify(|n| *n += 1);
                 continue;
@@ -179,7 +216,11 @@ impl Writer {
             while close.is_none() && batch.len() < max_commands && messages < max_messages {
                 match commands.try_recv() {
                     Ok(Command::Close { reply }) => close = Some(reply),
-                    Ok(Command::Wake) => wake = true,
+                    Ok(Command::Wake) => {
+                        // Its outbox messages go before these commands'.
+                        self.outbox_due = true;
+                        wake = true;
+                    }
                     Ok(command) => {
                         messages += command.messages();
                         batch.push(command);
@@ -193,9 +234,10 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(batch).await;
             }
-            if !self.returns.is_empty() {
-                // Leases whose claimer went away go back at once.
-                self.commit(Vec::new()).await;
+            if !self.returns.is_empty() || self.outbox_due {
+                // Leases whose claimer went away go back at once; a
+                // backlog in the outbox moves on between commands.
+                self.commit_own().await;
             }
             if wake {
                 self.wake_parked();
@@ -208,6 +250,9 @@ impl Writer {
             }
             if Instant::now() >= self.retention_due {
                 self.retain().await;
+            }
+            if Instant::now() >= self.outbox_poll {
+                self.poll_outbox().await;
             }
             // Due parked claims are answered even while commands keep
             // coming (the select above prefers commands).
@@ -231,6 +276,11 @@ impl Writer {
                     self.committed();
                     let parked = answer(batch, outcomes, &mut self.returns);
                     self.parked.extend(parked);
+                    return;
+                }
+                Err(error) if batch.is_empty() => {
+                    tracing::warn!(%error, "the writer's own transaction (moving outbox messages, returning leases) failed; moving outbox messages waits for the next poll");
+                    self.outbox_due = false;
                     return;
                 }
                 Err(error) => {
@@ -265,6 +315,9 @@ impl Writer {
     }
 
     async fn transaction_inner(&mut self, batch: &[Command]) -> Result<Vec<Outcome>, BusError> {
+        if !batch.is_empty() {
+            self.durable().await?;
+        }
         self.effects = Effects::default();
         let now = now_ms();
         let _turn = self.turns.take().await;
@@ -290,6 +343,8 @@ impl Writer {
 
     async fn rollback(&mut self) {
         self.effects = Effects::default();
+        // Outbox messages it moved are back in the outbox.
+        self.outbox_due = true;
         self.cache.rollback();
         self.settle_unparked(false);
         if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.connection).await {

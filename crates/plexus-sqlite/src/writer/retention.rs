@@ -37,6 +37,7 @@ impl Writer {
     }
 
     async fn retention_transaction(&mut self) -> Result<bool, BusError> {
+        self.durable().await?;
         self.effects = Default::default();
         let _turn = self.turns.take().await;
         sqlx::query("BEGIN IMMEDIATE")

@@ -132,7 +132,8 @@ pub async fn service_pool(config: &SqliteConfig) -> SqlitePool {
 }
 
 /// Places order `n` and publishes its message in one transaction, then
-/// commits it or rolls it back.
+/// commits it through the outbox (waking the bus of an outbox made for
+/// it) or rolls it back.
 pub async fn place(pool: &SqlitePool, outbox: &SqliteOutbox, n: usize, commit: bool) {
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("INSERT INTO orders (id) VALUES (?1)")
@@ -144,7 +145,11 @@ pub async fn place(pool: &SqlitePool, outbox: &SqliteOutbox, n: usize, commit: b
         .publish(&mut tx, "orders", &[numbered(n, None)])
         .await
         .unwrap();
-    finish(tx, commit).await;
+    if commit {
+        outbox.commit(tx).await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
 }
 
 /// Commits `tx`, or rolls it back.
