@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TempDb, next_within, number, numbered, place, service_pool};
+use common::{TempDb, next_within, number, numbered, place, service_pool, wait_for_scalar};
 use plexus_core::Message;
 use plexus_core::bus::{BusError, Publisher, SubscribeOptions, Subscriber, Subscription};
 use plexus_sqlite::{SqliteBus, SqliteConfig, SqliteOutbox};
@@ -309,24 +309,10 @@ async fn commit_numbers(shop: &Shop, topic: &str, numbers: std::ops::Range<usize
     tx.commit().await.unwrap();
 }
 
-/// Polls until the outbox holds `count` messages, within [`WAIT`].
-async fn outbox_holds(pool: &SqlitePool, count: i64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let mut connection = pool.acquire().await.unwrap();
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM plexus_outbox")
-            .fetch_one(&mut *connection)
-            .await
-            .unwrap();
-        if held == count {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outbox holds {held} messages, not {count}, after {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits until the outbox holds `count` messages, within [`WAIT`].
+async fn outbox_holds(shop: &Shop, count: i64) {
+    let sql = "SELECT count(*) FROM plexus_outbox";
+    wait_for_scalar(&shop.config.path, sql, count, WAIT).await;
 }
 
 #[tokio::test]
@@ -344,10 +330,10 @@ async fn a_full_topic_holds_its_outbox_messages_in_order_and_the_others_move_on(
     assert_eq!(number(delivery.message()), 10);
     delivery.ack().await.unwrap();
     // Two orders fit the topic; three wait in the outbox.
-    outbox_holds(&shop.pool, 3).await;
+    outbox_holds(&shop, 3).await;
     // As the relay acknowledges, the rest follow, in order.
     assert_eq!(shop.receive(5).await, [1, 2, 3, 4, 5]);
-    outbox_holds(&shop.pool, 0).await;
+    outbox_holds(&shop, 0).await;
     shop.close().await;
 }
 
@@ -373,12 +359,12 @@ async fn a_row_that_is_not_a_message_holds_up_its_topic_only() {
     assert_eq!(number(delivery.message()), 10);
     delivery.ack().await.unwrap();
     // The order waits behind the bad row, which stays.
-    outbox_holds(&shop.pool, 2).await;
+    outbox_holds(&shop, 2).await;
     sqlx::query("DELETE FROM plexus_outbox WHERE id = 'bad'")
         .execute(&shop.pool)
         .await
         .unwrap();
     assert_eq!(shop.receive(1).await, [1]);
-    outbox_holds(&shop.pool, 0).await;
+    outbox_holds(&shop, 0).await;
     shop.close().await;
 }
